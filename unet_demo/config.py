@@ -1,0 +1,304 @@
+"""Frozen, flat configuration dataclasses shared by the engine, the CLI and the app.
+
+Every config holds plain types and string options only, so it serialises to JSON,
+doubles as a cache key and can be written into a run directory.
+
+Example:
+    >>> cfg = UNetConfig(depth=2, base_filters=64)
+    >>> UNetConfig.from_dict(cfg.to_dict()) == cfg
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, TypeVar
+
+from unet_demo.errors import UNetDemoError
+
+T = TypeVar("T", bound="_FlatConfig")
+
+
+class _FlatConfig:
+    """Mixin: JSON round trip and `replace` for frozen flat dataclasses."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the fields as a plain dict (JSON-serialisable)."""
+        return dataclasses.asdict(self)  # type: ignore[arg-type]
+
+    def to_json(self) -> str:
+        """Return the config as sorted, indented JSON."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        """Build a config from a dict, refusing unknown keys with a clear message.
+
+        Args:
+            data: field names to values, e.g. from `to_dict()` or a config.json.
+        """
+        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UNetDemoError(
+                f"{cls.__name__} got unknown option(s) {unknown}. "
+                f"Expected some of: {sorted(known)}. Remove or rename them."
+            )
+        return cls(**data)
+
+    def replace(self: T, **changes: Any) -> T:
+        """Return a copy with some fields changed (the config itself stays frozen)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UNetDemoError(f"{name} must be one of {list(choices)}. Received: {value!r}.")
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if not (low <= value <= high):
+        raise UNetDemoError(f"{name} must be between {low} and {high}. Received: {value!r}.")
+
+
+VARIANTS = ("classic", "attention", "residual", "unetpp", "lightweight", "unet3d", "pretrained")
+NORMALIZATIONS = ("none", "batch", "group", "instance", "layer")
+DROPOUT_PLACES = ("bottleneck", "decoder", "all")
+UPSAMPLINGS = ("transpose", "upsample_conv")
+INTERPOLATIONS = ("nearest", "bilinear")
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu")
+INITIALIZERS = ("he_normal", "he_uniform", "glorot_uniform", "glorot_normal")
+BACKBONES = ("mobilenetv2", "resnet50", "vgg16", "efficientnetb0")
+ENCODER_WEIGHTS = ("imagenet", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class UNetConfig(_FlatConfig):
+    """Everything `build_unet` needs; one flat record per model.
+
+    Args:
+        variant: one of VARIANTS ("classic", "attention", "residual", "unetpp",
+            "lightweight", "unet3d", "pretrained").
+        input_height, input_width: spatial input size; each must be a multiple of 2**depth.
+        input_depth: number of slices for "unet3d" (multiple of 2**depth); ignored otherwise.
+        input_channels: 1 for grey images, 3 for RGB.
+        num_classes: 1 gives a sigmoid output (binary); >1 gives softmax over classes.
+        depth: number of poolings (1-5); the U has depth+1 levels.
+        base_filters: filters at the top level; level i has base_filters * growth**i.
+        filter_growth: multiplier per level (2.0 in the classic U-Net).
+        kernel_size: convolution kernel size (3 in every seed model).
+        convs_per_block: convolutions per block (2 in every seed model).
+        normalization: "none", "batch", "group", "instance" or "layer".
+        dropout_rate: 0 disables dropout.
+        dropout_where: "bottleneck", "decoder" or "all" (where dropout layers go).
+        l1, l2: weight decay strengths for kernel regularizers (0 disables).
+        upsampling: "transpose" (2x2 transposed conv, stride 2) or "upsample_conv"
+            (UpSampling2D then a 2x2 conv, as in the notebook seed).
+        interpolation: "nearest" or "bilinear" for "upsample_conv".
+        activation: "relu", "leaky_relu", "elu" or "gelu".
+        kernel_initializer: Keras initializer name.
+        deep_supervision: U-Net++ only: average the outputs of all nested decoders.
+        backbone: "pretrained" only: keras.applications encoder.
+        encoder_weights: "imagenet" (from the local Keras cache if present) or "none".
+        freeze_encoder: "pretrained" only: freeze the backbone's weights.
+
+    Example:
+        >>> chapter8 = UNetConfig(depth=2, base_filters=64, normalization="none")
+        >>> chapter8.level_filters()
+        (64, 128, 256)
+    """
+
+    variant: str = "classic"
+    input_height: int = 128
+    input_width: int = 128
+    input_depth: int = 16
+    input_channels: int = 1
+    num_classes: int = 1
+    depth: int = 3
+    base_filters: int = 16
+    filter_growth: float = 2.0
+    kernel_size: int = 3
+    convs_per_block: int = 2
+    normalization: str = "batch"
+    dropout_rate: float = 0.0
+    dropout_where: str = "bottleneck"
+    l1: float = 0.0
+    l2: float = 0.0
+    upsampling: str = "transpose"
+    interpolation: str = "bilinear"
+    activation: str = "relu"
+    kernel_initializer: str = "he_normal"
+    deep_supervision: bool = False
+    backbone: str = "mobilenetv2"
+    encoder_weights: str = "imagenet"
+    freeze_encoder: bool = False
+
+    def __post_init__(self) -> None:
+        _check_choice("variant", self.variant, VARIANTS)
+        _check_choice("normalization", self.normalization, NORMALIZATIONS)
+        _check_choice("dropout_where", self.dropout_where, DROPOUT_PLACES)
+        _check_choice("upsampling", self.upsampling, UPSAMPLINGS)
+        _check_choice("interpolation", self.interpolation, INTERPOLATIONS)
+        _check_choice("activation", self.activation, ACTIVATIONS)
+        _check_choice("kernel_initializer", self.kernel_initializer, INITIALIZERS)
+        _check_choice("backbone", self.backbone, BACKBONES)
+        _check_choice("encoder_weights", self.encoder_weights, ENCODER_WEIGHTS)
+        _check_range("depth", self.depth, 1, 5)
+        _check_range("base_filters", self.base_filters, 1, 1024)
+        _check_range("filter_growth", self.filter_growth, 1.0, 4.0)
+        _check_range("kernel_size", self.kernel_size, 1, 7)
+        _check_range("convs_per_block", self.convs_per_block, 1, 4)
+        _check_range("input_channels", self.input_channels, 1, 4)
+        _check_range("num_classes", self.num_classes, 1, 32)
+        _check_range("dropout_rate", self.dropout_rate, 0.0, 0.9)
+        _check_range("l1", self.l1, 0.0, 1.0)
+        _check_range("l2", self.l2, 0.0, 1.0)
+        for name in ("input_height", "input_width", "input_depth"):
+            _check_range(name, getattr(self, name), 1, 4096)
+
+    def level_filters(self) -> tuple[int, ...]:
+        """Filters per level from the top (level 0) to the bottleneck (level `depth`)."""
+        return tuple(
+            max(1, int(round(self.base_filters * self.filter_growth**level)))
+            for level in range(self.depth + 1)
+        )
+
+
+AUGMENT_BORDER_MODES = ("reflect", "constant")
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig(_FlatConfig):
+    """Albumentations pipeline settings; each transform has a probability (0 = off).
+
+    Geometric transforms move image and mask together; photometric ones touch the image only.
+
+    Example:
+        >>> AugmentConfig(hflip_p=0.5).enabled()
+        True
+    """
+
+    hflip_p: float = 0.0
+    vflip_p: float = 0.0
+    rotate_p: float = 0.0
+    rotate_limit: float = 15.0
+    affine_p: float = 0.0
+    shift_limit: float = 0.0625
+    scale_limit: float = 0.1
+    affine_rotate_limit: float = 10.0
+    crop_p: float = 0.0
+    crop_scale_min: float = 0.7
+    brightness_contrast_p: float = 0.0
+    brightness_limit: float = 0.2
+    contrast_limit: float = 0.2
+    gamma_p: float = 0.0
+    gamma_min: float = 80.0
+    gamma_max: float = 120.0
+    noise_p: float = 0.0
+    noise_std_max: float = 0.05
+    elastic_p: float = 0.0
+    elastic_alpha: float = 30.0
+    elastic_sigma: float = 6.0
+    grid_p: float = 0.0
+    grid_steps: int = 5
+    grid_limit: float = 0.3
+    clahe_p: float = 0.0
+    clahe_clip: float = 2.0
+    blur_p: float = 0.0
+    blur_limit: int = 5
+    border_mode: str = "reflect"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_choice("border_mode", self.border_mode, AUGMENT_BORDER_MODES)
+        for field in dataclasses.fields(self):
+            if field.name.endswith("_p"):
+                _check_range(field.name, getattr(self, field.name), 0.0, 1.0)
+
+    def enabled(self) -> bool:
+        """True when at least one transform has a non-zero probability."""
+        return any(
+            getattr(self, f.name) > 0 for f in dataclasses.fields(self) if f.name.endswith("_p")
+        )
+
+
+NORMALIZATION_MODES = ("minmax", "zscore", "symmetric", "ct_window")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig(_FlatConfig):
+    """Which data to train on and how to prepare it.
+
+    Args:
+        dataset: a bundled dataset name (see `python -m unet_demo datasets`) or
+            "upload:<id>" for a user dataset.
+        image_size: square side the images are resized/padded to.
+        normalization: "minmax" ([0,1]), "zscore", "symmetric" ([-1,1]) or "ct_window".
+        max_train_images: 0 = all; a smaller number makes classroom runs faster.
+
+    Example:
+        >>> DataConfig(dataset="nuclei").image_size
+        128
+    """
+
+    dataset: str = "brain_skullstrip"
+    image_size: int = 128
+    normalization: str = "minmax"
+    max_train_images: int = 0
+
+    def __post_init__(self) -> None:
+        _check_choice("normalization", self.normalization, NORMALIZATION_MODES)
+        _check_range("image_size", self.image_size, 16, 1024)
+        _check_range("max_train_images", self.max_train_images, 0, 100000)
+
+
+LOSSES = (
+    "bce",
+    "dice",
+    "bce_dice",
+    "focal",
+    "tversky",
+    "generalized_dice",
+    "cce",
+    "cce_dice",
+)
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "plateau", "cosine", "exponential", "poly")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(_FlatConfig):
+    """How to train: loss, optimiser, schedule, epochs, stopping and seed.
+
+    Example:
+        >>> TrainConfig(loss="bce_dice", epochs=5).loss
+        'bce_dice'
+    """
+
+    loss: str = "bce_dice"
+    bce_weight: float = 1.0
+    dice_weight: float = 1.0
+    focal_gamma: float = 2.0
+    tversky_alpha: float = 0.3
+    tversky_beta: float = 0.7
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    schedule: str = "constant"
+    epochs: int = 10
+    batch_size: int = 8
+    early_stopping_patience: int = 0
+    augment: bool = False
+    seed: int = 42
+    deterministic: bool = True
+
+    def __post_init__(self) -> None:
+        _check_choice("loss", self.loss, LOSSES)
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        _check_range("learning_rate", self.learning_rate, 1e-7, 1.0)
+        _check_range("epochs", self.epochs, 1, 1000)
+        _check_range("batch_size", self.batch_size, 1, 512)
+        _check_range("early_stopping_patience", self.early_stopping_patience, 0, 1000)
