@@ -1,0 +1,322 @@
+"""Segment one image (or a NIfTI volume) of any size with a fixed-size model, and export masks.
+
+Shared by the Segment page and ``python -m unet_demo predict``. A model has a fixed input size,
+an upload has any size, so the image is scaled to fit (aspect ratio kept, the rest padded),
+predicted, and the probabilities are cropped and scaled back to the original pixel grid.
+Areas are reported in pixels and, when the file says how big a pixel is, in mm².
+
+Example:
+    >>> import numpy as np
+    >>> image = np.zeros((50, 80, 1), np.float32); image[10:40, 20:60] = 1
+    >>> result = segment_array(lambda x: x, image, input_shape=(32, 32, 1), num_classes=1)
+    >>> result.labels.shape, result.area_pixels[1] > 1000
+    ((50, 80), True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import io
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from unet_demo.errors import UNetDemoError
+
+PredictFn = Callable[[np.ndarray], np.ndarray]
+
+
+# --------------------------------------------------------------------------- segmentation
+
+@dataclasses.dataclass
+class SegmentResult:
+    """The outcome of segmenting one 2-D image.
+
+    Attributes:
+        probabilities: (H, W, K) at the original size (K = 1 for a sigmoid model).
+        labels: (H, W) uint8 label mask at the original size.
+        uncertainty: (H, W) flip-TTA variance, or None without TTA.
+        model_input: (h, w, C) image as the model saw it (normalised, resized and padded).
+        area_pixels: label -> pixel count for each foreground label.
+        area_mm2: label -> area in mm² when the pixel spacing is known, else None.
+        warnings: out-of-distribution warnings (see `unet_demo.ood`).
+    """
+
+    probabilities: np.ndarray
+    labels: np.ndarray
+    uncertainty: np.ndarray | None
+    model_input: np.ndarray
+    area_pixels: dict[int, int]
+    area_mm2: dict[int, float] | None
+    warnings: list[str]
+
+    def foreground_probability(self) -> np.ndarray:
+        """(H, W) probability of "any foreground" (1 - background for softmax models)."""
+        if self.probabilities.shape[-1] == 1:
+            return self.probabilities[..., 0]
+        return 1.0 - self.probabilities[..., 0]
+
+
+def segment_array(
+    predict_fn: PredictFn,
+    pixels: np.ndarray,
+    *,
+    input_shape: Sequence[int],
+    num_classes: int,
+    threshold: float = 0.5,
+    tta: bool = False,
+    postprocess_ops: Sequence[str] | None = None,
+    fingerprint: dict[str, Any] | None = None,
+    spacing: Sequence[float] | None = None,
+    normalise: bool = True,
+    normalization: str = "minmax",
+) -> SegmentResult:
+    """Segment one (H, W) or (H, W, C) image of any size with a fixed-size model.
+
+    Args:
+        predict_fn: (B, h, w, C) float32 -> (B, h, w, K) probabilities.
+        pixels: the image; intensities in any range when ``normalise`` is True.
+        input_shape: (h, w, C) the model expects.
+        num_classes: label count (1 or 2 = binary).
+        threshold: foreground cut for sigmoid models.
+        tta: average the four flips and return their variance as `uncertainty`.
+        postprocess_ops: cleanup operations (see `unet_demo.postprocess`).
+        fingerprint: training fingerprint for OOD warnings (None = no check).
+        spacing: (row, col) pixel size in mm, for areas in mm².
+        normalise: normalise intensities first (False when the caller already did).
+        normalization: mode for `unet_demo.data.preprocess.normalize` (the model's training
+            mode; "minmax" for every bundled model).
+
+    Example:
+        >>> r = segment_array(lambda x: x, np.eye(16, dtype=np.float32), input_shape=(8, 8, 1),
+        ...                   num_classes=1, spacing=(0.5, 0.5))
+        >>> r.area_mm2[1] == r.area_pixels[1] * 0.25
+        True
+    """
+    from unet_demo.data.preprocess import normalize, resize_with_pad, to_channels, unpad_resize
+    from unet_demo.evaluation import foreground_classes, labels_from_probabilities
+    from unet_demo.inference import flip_tta
+    from unet_demo.ood import ood_check
+    from unet_demo.postprocess import postprocess
+
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise UNetDemoError(f"threshold must be between 0 and 1. Received: {threshold!r}.")
+    height, width, channels = (int(v) for v in input_shape)
+    image = np.asarray(pixels, dtype=np.float32)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3:
+        raise UNetDemoError(
+            f"Expected a 2-D image (H, W) or (H, W, C); received shape {image.shape}. "
+            "For a volume, pick one slice."
+        )
+    if normalise:
+        image = normalize(image, normalization)
+    warnings = ood_check(image, fingerprint) if fingerprint else []
+    fitted, placement = resize_with_pad(to_channels(image, channels), (height, width),
+                                        return_info=True)
+    uncertainty = None
+    if tta:
+        tta_result = flip_tta(predict_fn, fitted[None])
+        output = tta_result.mean[0]
+        uncertainty = np.clip(unpad_resize(tta_result.variance[0], placement), 0, None)
+    else:
+        output = np.asarray(predict_fn(fitted[None]), dtype=np.float32)[0]
+        if output.ndim == 2:
+            output = output[..., None]
+    probabilities = np.clip(unpad_resize(output, placement), 0.0, 1.0)
+    labels = labels_from_probabilities(probabilities[None], num_classes, threshold)[0]
+    if postprocess_ops:
+        labels = postprocess(labels, postprocess_ops)
+    area_pixels = {int(c): int((labels == c).sum()) for c in foreground_classes(num_classes)}
+    area_mm2 = None
+    if spacing is not None and len(spacing) >= 2 and all(float(s) > 0 for s in spacing[:2]):
+        pixel_area = float(spacing[0]) * float(spacing[1])
+        area_mm2 = {c: n * pixel_area for c, n in area_pixels.items()}
+    return SegmentResult(
+        probabilities=probabilities,
+        labels=labels,
+        uncertainty=uncertainty,
+        model_input=fitted,
+        area_pixels=area_pixels,
+        area_mm2=area_mm2,
+        warnings=warnings,
+    )
+
+
+# --------------------------------------------------------------------------- volumes
+
+PLANE_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}
+"""Axis of a RAS+ volume that each plane walks along (as in `unet_demo.data.readers`)."""
+
+
+def place_slice(volume_labels: np.ndarray, labels_2d: np.ndarray, plane: str, index: int) -> None:
+    """Write a 2-D label slice back into a RAS+ label volume, in place.
+
+    The inverse of `unet_demo.data.readers.slice_volume` (which rotates slices by 90 degrees so
+    that superior/anterior point up).
+
+    Args:
+        volume_labels: (X, Y, Z) label volume to fill.
+        labels_2d: (rows, cols) labels in `slice_volume` orientation.
+        plane: "axial", "coronal" or "sagittal".
+        index: slice number along that plane's axis.
+
+    Example:
+        >>> vol = np.zeros((4, 5, 6), np.uint8); sl = np.ones((5, 4), np.uint8)
+        >>> place_slice(vol, sl, "axial", 2); int(vol[:, :, 2].sum())
+        20
+    """
+    if plane not in PLANE_AXIS:
+        raise UNetDemoError(f"plane must be one of {list(PLANE_AXIS)}. Received: {plane!r}.")
+    index_tuple: list[Any] = [slice(None)] * volume_labels.ndim
+    index_tuple[PLANE_AXIS[plane]] = int(index)
+    volume_labels[tuple(index_tuple)] = np.rot90(labels_2d, k=-1)
+
+
+def segment_volume(
+    predict_fn: PredictFn,
+    volume: np.ndarray,
+    *,
+    plane: str,
+    input_shape: Sequence[int],
+    num_classes: int,
+    threshold: float = 0.5,
+    tta: bool = False,
+    postprocess_ops: Sequence[str] | None = None,
+    zooms: Sequence[float] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, dict[int, float] | None]:
+    """Segment every slice of a volume along a plane; return the label volume and volumes in mm³.
+
+    Intensities are normalised once over the whole volume (0.5-99.5 percentile min-max) so the
+    slices stay comparable.
+
+    Args:
+        predict_fn: model callable.
+        volume: (X, Y, Z) voxels in RAS+ order (`LoadedImage.volume`).
+        plane: slicing plane.
+        input_shape: (h, w, C) of the model.
+        num_classes: label count.
+        threshold: sigmoid cut.
+        tta: flip TTA on every slice (4x slower).
+        postprocess_ops: cleanup per slice.
+        zooms: voxel size in mm along the volume's axes (`meta["voxel_size"]`); None = unknown.
+        progress: called as progress(done, total) after each slice.
+
+    Example:
+        >>> vol = np.zeros((8, 8, 3)); vol[2:6, 2:6] = 100.0
+        >>> labels, mm3 = segment_volume(lambda x: x, vol, plane="axial",
+        ...                              input_shape=(8, 8, 1), num_classes=1, zooms=(1, 1, 2))
+        >>> labels.shape, mm3[1]
+        ((8, 8, 3), 96.0)
+    """
+    from unet_demo.evaluation import foreground_classes
+
+    data = np.asarray(volume, dtype=np.float32)
+    if data.ndim != 3:
+        raise UNetDemoError(f"Expected a 3-D volume; received shape {data.shape}.")
+    from unet_demo.data.preprocess import normalize
+    from unet_demo.data.readers import slice_volume
+
+    if plane not in PLANE_AXIS:
+        raise UNetDemoError(f"plane must be one of {list(PLANE_AXIS)}. Received: {plane!r}.")
+    data = normalize(data, "minmax", percentiles=(0.5, 99.5))
+    labels = np.zeros(data.shape, dtype=np.uint8)
+    total = data.shape[PLANE_AXIS[plane]]
+    for index in range(total):
+        result = segment_array(
+            predict_fn, slice_volume(data, plane, index), input_shape=input_shape,
+            num_classes=num_classes, threshold=threshold, tta=tta,
+            postprocess_ops=postprocess_ops, normalise=False,
+        )
+        place_slice(labels, result.labels, plane, index)
+        if progress is not None:
+            progress(index + 1, total)
+    volumes = None
+    if zooms is not None and len(zooms) >= 3:
+        voxel = float(np.prod([float(z) for z in zooms[:3]]))
+        volumes = {c: float((labels == c).sum()) * voxel for c in foreground_classes(num_classes)}
+    return labels, volumes
+
+
+# --------------------------------------------------------------------------- export
+
+def mask_png_bytes(labels: np.ndarray, num_classes: int) -> bytes:
+    """Encode a label mask as PNG: binary masks as 0/255, multi-class as label numbers 0..C-1.
+
+    Args:
+        labels: (H, W) integer labels.
+        num_classes: label count (1 or 2 = binary).
+
+    Example:
+        >>> mask_png_bytes(np.eye(4, dtype=np.uint8), 1)[:4]
+        b'\\x89PNG'
+    """
+    from PIL import Image
+
+    array = np.asarray(labels).astype(np.uint8)
+    if num_classes <= 2:
+        array = np.where(array > 0, 255, 0).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def rgb_png_bytes(rgb: np.ndarray) -> bytes:
+    """Encode an (H, W, 3) image (uint8, or float in [0, 1]) as PNG bytes.
+
+    Example:
+        >>> rgb_png_bytes(np.zeros((2, 2, 3)))[:4]
+        b'\\x89PNG'
+    """
+    from PIL import Image
+
+    array = np.asarray(rgb)
+    if array.dtype != np.uint8:
+        array = (np.clip(array, 0.0, 1.0) * 255).round().astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def nifti_mask_bytes(labels_ras: np.ndarray, source_bytes: bytes, source_name: str) -> bytes:
+    """Encode a label volume as .nii.gz on the source NIfTI's own voxel grid, affine and header.
+
+    The readers reorient volumes to RAS+; this undoes that reorientation so the mask has the
+    same array order, shape, affine (qform/sform) and voxel size as the uploaded file and
+    overlays on it in any viewer.
+
+    Args:
+        labels_ras: (X, Y, Z) labels in RAS+ order (as produced by `segment_volume`).
+        source_bytes: the original .nii/.nii.gz bytes.
+        source_name: its file name (for messages).
+
+    Example:
+        >>> mask = nifti_mask_bytes(labels, open("brain.nii.gz", "rb").read(), "brain.nii.gz")  # doctest: +SKIP
+    """
+    import nibabel as nib
+    from nibabel import orientations
+
+    from unet_demo.data import validation
+
+    checked = validation.check_nifti(source_bytes, source_name)
+    image_class = nib.Nifti2Image if checked.header.sizeof_hdr == 540 else nib.Nifti1Image
+    source = image_class.from_bytes(checked.raw)
+    labels = np.asarray(labels_ras, dtype=np.uint8)
+    ornt = orientations.io_orientation(source.affine)
+    if not np.isnan(ornt).any():
+        inverse = np.zeros_like(ornt)
+        for stored_axis, (ras_axis, flip) in enumerate(ornt):
+            inverse[int(ras_axis)] = (stored_axis, flip)
+        labels = orientations.apply_orientation(labels, inverse)
+    stored_shape = tuple(int(v) for v in checked.shape[:3])
+    labels = labels.reshape(stored_shape) if labels.size == int(np.prod(stored_shape)) else labels
+    header = source.header.copy()
+    header.set_data_dtype(np.uint8)
+    header.set_slope_inter(1.0, 0.0)
+    mask = image_class(labels, source.affine, header=header)
+    mask.header["descrip"] = b"unet-demo mask; not for diagnosis"
+    return gzip.compress(mask.to_bytes(), compresslevel=6, mtime=0)
