@@ -1,0 +1,197 @@
+"""Figures for the Train page: learning curves, A/B overlays and validation snapshot strips.
+
+Pure functions: per-epoch history rows (dicts as in ``history.csv``) or arrays in, plotly
+figures or RGB arrays out. No streamlit and no TensorFlow here, so the functions are cheap to
+call on every refresh of the live view.
+
+Example:
+    >>> rows = [{"epoch": 1, "loss": 0.9, "val_loss": 1.0, "dice": 0.3, "val_dice": 0.2, "lr": 1e-3}]
+    >>> figure = training_curves_figure(rows)
+    >>> [trace.name for trace in figure.data][:2]
+    ['train loss', 'val loss']
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+TRAIN_COLOUR = "#0072b2"
+VAL_COLOUR = "#e69f00"
+LR_COLOUR = "#009e73"
+RUN_COLOURS = ("#0072b2", "#d55e00", "#009e73", "#cc79a7")
+
+
+def _value(row: dict[str, Any], key: str) -> float | None:
+    """A finite float from a history row, or None (plotly draws a gap)."""
+    value = row.get(key)
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _dice_key(rows: Sequence[dict[str, Any]], prefix: str) -> str:
+    """The history column holding Dice: ``dice`` or, for multi-class runs, ``mean_dice``-like."""
+    for candidate in (f"{prefix}dice", f"{prefix}mean_dice", f"{prefix}dice_coefficient"):
+        if any(_value(row, candidate) is not None for row in rows):
+            return candidate
+    return f"{prefix}dice"
+
+
+def training_curves_figure(rows: Sequence[dict[str, Any]], *, total_epochs: int | None = None,
+                           best_epoch: int | None = None, title: str = ""):
+    """Three side-by-side panels: train/val loss, train/val Dice and the learning rate per epoch.
+
+    Every trace has exactly one point per finished epoch (x = epoch number, 1-based).
+
+    Args:
+        rows: one dict per finished epoch with keys epoch, loss, val_loss, dice, val_dice, lr
+            (missing or non-finite values become gaps).
+        total_epochs: planned epochs; fixes the x axis so the curve grows to the right.
+        best_epoch: draws a dotted marker line at the best epoch when given.
+        title: figure title.
+
+    Example:
+        >>> rows = [{"epoch": e, "loss": 1 / e, "val_loss": 1.1 / e, "dice": 0.2 * e,
+        ...          "val_dice": 0.18 * e, "lr": 1e-3} for e in (1, 2, 3)]
+        >>> len(training_curves_figure(rows, total_epochs=5).data[0].x)
+        3
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    figure = make_subplots(rows=1, cols=3, subplot_titles=("Loss", "Dice (overlap, 1 = perfect)",
+                                                           "Learning rate"),
+                           horizontal_spacing=0.07)
+    epochs = [int(row["epoch"]) for row in rows]
+    keys = {"Loss": ("loss", "val_loss"),
+            "Dice": (_dice_key(rows, ""), _dice_key(rows, "val_"))}
+    for column, (panel, (train_key, val_key)) in enumerate(keys.items(), start=1):
+        for key, colour, label in ((train_key, TRAIN_COLOUR, "train"),
+                                   (val_key, VAL_COLOUR, "val")):
+            figure.add_trace(go.Scatter(
+                x=epochs, y=[_value(row, key) for row in rows], mode="lines+markers",
+                name=f"{label} {panel.lower()}", line=dict(color=colour, width=2),
+                marker=dict(size=6), legendgroup=label,
+                hovertemplate=f"epoch %{{x}}<br>{label} {panel.lower()} %{{y:.4f}}<extra></extra>",
+            ), row=1, col=column)
+    figure.add_trace(go.Scatter(
+        x=epochs, y=[_value(row, "lr") for row in rows], mode="lines+markers",
+        name="learning rate", line=dict(color=LR_COLOUR, width=2), marker=dict(size=6),
+        hovertemplate="epoch %{x}<br>lr %{y:.2e}<extra></extra>",
+    ), row=1, col=3)
+    x_range = [0.5, max(total_epochs or 0, max(epochs, default=1)) + 0.5]
+    for column in (1, 2, 3):
+        figure.update_xaxes(title_text="epoch", range=x_range, row=1, col=column)
+    figure.update_yaxes(range=[0, 1.02], row=1, col=2)
+    figure.update_yaxes(type="log", exponentformat="e", row=1, col=3)
+    if best_epoch:
+        for column in (1, 2):
+            figure.add_vline(x=best_epoch, line_dash="dot", line_color="#555", row=1, col=column)
+    figure.update_layout(height=330, margin=dict(l=40, r=10, t=50, b=40), title=title or None,
+                         legend=dict(orientation="h", y=-0.25), uirevision="train-curves")
+    return figure
+
+
+def overlay_runs_figure(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]]):
+    """A/B comparison: validation loss and validation Dice of several runs on shared axes.
+
+    Args:
+        runs: (label, history rows) per run; solid lines are validation Dice, dashed lines
+            validation loss, one colour per run.
+
+    Example:
+        >>> a = [{"epoch": 1, "val_loss": 0.8, "val_dice": 0.5}]
+        >>> b = [{"epoch": 1, "val_loss": 0.6, "val_dice": 0.7}]
+        >>> len(overlay_runs_figure([("A", a), ("B", b)]).data)
+        4
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Validation Dice", "Validation loss"),
+                           horizontal_spacing=0.08)
+    for index, (label, rows) in enumerate(runs):
+        colour = RUN_COLOURS[index % len(RUN_COLOURS)]
+        epochs = [int(row["epoch"]) for row in rows]
+        dice_key = _dice_key(rows, "val_")
+        figure.add_trace(go.Scatter(x=epochs, y=[_value(r, dice_key) for r in rows],
+                                    mode="lines+markers", name=f"{label} val Dice",
+                                    line=dict(color=colour, width=2)), row=1, col=1)
+        figure.add_trace(go.Scatter(x=epochs, y=[_value(r, "val_loss") for r in rows],
+                                    mode="lines+markers", name=f"{label} val loss",
+                                    line=dict(color=colour, width=2, dash="dash")), row=1, col=2)
+    figure.update_xaxes(title_text="epoch")
+    figure.update_yaxes(range=[0, 1.02], row=1, col=1)
+    figure.update_layout(height=330, margin=dict(l=40, r=10, t=50, b=40),
+                         legend=dict(orientation="h", y=-0.25))
+    return figure
+
+
+def _to_rgb(image: np.ndarray) -> np.ndarray:
+    """Float RGB in [0, 1] from an HxW, HxWx1 or HxWx3 image (min-max scaled for display)."""
+    array = np.asarray(image, dtype=np.float32)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=-1)
+    array = array[..., :3]
+    low, high = float(array.min()), float(array.max())
+    return (array - low) / (high - low) if high > low else np.zeros_like(array)
+
+
+def _edge(mask: np.ndarray) -> np.ndarray:
+    """One-pixel outline of a boolean mask (pixels inside whose 4-neighbourhood leaves it)."""
+    padded = np.pad(mask, 1, mode="edge")
+    inner = (padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:])
+    return mask & ~inner
+
+
+def label_map(probabilities: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Integer labels from a prediction: threshold a sigmoid map, argmax a softmax map.
+
+    Args:
+        probabilities: HxW or HxWx1 (binary) or HxWxK (K classes) probabilities.
+        threshold: binary cut-off.
+
+    Example:
+        >>> label_map(np.array([[0.2, 0.7]])).tolist()
+        [[0, 1]]
+    """
+    array = np.asarray(probabilities)
+    if array.ndim == 3 and array.shape[-1] > 1:
+        return np.argmax(array, axis=-1).astype(np.uint8)
+    if array.ndim == 3:
+        array = array[..., 0]
+    return (array >= threshold).astype(np.uint8)
+
+
+def snapshot_overlay(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
+    """An RGB uint8 picture: the image, prediction tinted orange, ground-truth outline in blue.
+
+    Args:
+        image: HxW or HxWxC image.
+        truth: HxW integer labels (0 = background).
+        prediction: HxW integer labels or HxW(xK) probabilities (see `label_map`).
+
+    Example:
+        >>> rgb = snapshot_overlay(np.zeros((4, 4)), np.ones((4, 4), np.uint8), np.zeros((4, 4)))
+        >>> rgb.shape, rgb.dtype
+        ((4, 4, 3), dtype('uint8'))
+    """
+    rgb = _to_rgb(image)
+    predicted = label_map(prediction) if np.asarray(prediction).dtype.kind == "f" else \
+        np.asarray(prediction)
+    predicted = predicted > 0
+    truth_fg = np.asarray(truth) > 0
+    tint = np.array([0.9, 0.45, 0.0], np.float32)
+    rgb = np.where(predicted[..., None], 0.55 * rgb + 0.45 * tint, rgb)
+    rgb[_edge(truth_fg)] = (0.2, 0.6, 1.0)
+    return (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
