@@ -1,0 +1,41 @@
+"""Page furniture shared by every page: page config, title and the disclaimer.
+
+Example:
+    >>> # in pages/1_Data.py
+    >>> # page_setup("Explore the data", "🔎")
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from unet_demo import DISCLAIMER
+
+
+def page_setup(title: str, icon: str) -> None:
+    """Configure the page (wide layout), show its title and the disclaimer.
+
+    Call it first on every page.
+
+    Args:
+        title: the page heading (also the browser tab title, suffixed with the app name).
+        icon: an emoji shown in the browser tab.
+
+    Example:
+        >>> page_setup("Build a U-Net", "🧱")  # doctest: +SKIP
+    """
+    st.set_page_config(page_title=f"{title} · unet-demo", page_icon=icon, layout="wide")
+    st.title(title)
+    st.caption(f"⚠️ {DISCLAIMER}")
+
+
+def show_error(error: Exception) -> None:
+    """Show a project error's message in a red box (no traceback).
+
+    Args:
+        error: usually a `UNetDemoError`; its message says what happened and how to fix it.
+
+    Example:
+        >>> show_error(ValueError("bad"))  # doctest: +SKIP
+    """
+    st.error(str(error))
