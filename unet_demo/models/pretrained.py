@@ -1,0 +1,70 @@
+"""U-Net with a keras.applications encoder (transfer learning, guide chapter 6).
+
+The backbone (VGG16, ResNet50, MobileNetV2 or EfficientNetB0, without its classifier) is the
+encoder; feature maps at each resolution are tapped as skips and a fresh decoder upsamples
+back. A grey image is repeated to three channels inside the model and rescaled to the range the
+backbone was trained on. ImageNet weights are used only when the weight file is already in the
+local Keras cache; otherwise the encoder starts random (see `encoder_weights_notice`).
+
+Example:
+    >>> from unet_demo.config import UNetConfig
+    >>> cfg = UNetConfig(variant="pretrained", backbone="vgg16", depth=4, input_height=32,
+    ...                  input_width=32, encoder_weights="none")
+    >>> build_pretrained(cfg).output_shape
+    (None, 32, 32, 1)
+"""
+
+from __future__ import annotations
+
+import logging
+
+import keras
+from keras import layers
+
+from unet_demo.config import UNetConfig
+from unet_demo.models.blocks import conv_block, output_head, up_concat, wants_dropout
+from unet_demo.models.checks import BACKBONES, cached_weights_path, encoder_weights_notice
+
+logger = logging.getLogger(__name__)
+
+
+def build_pretrained(cfg: UNetConfig, *, load_weights: bool = True) -> keras.Model:
+    """Build a U-Net on a keras.applications encoder.
+
+    Args:
+        cfg: the model config (variant "pretrained"; ``backbone``, ``encoder_weights``,
+            ``freeze_encoder``; ``depth`` must match the backbone).
+        load_weights: False skips loading cached ImageNet weights (same architecture).
+    """
+    spec = BACKBONES[cfg.backbone]
+    inputs = keras.Input(shape=(cfg.input_height, cfg.input_width, cfg.input_channels),
+                         name="image")
+    x = inputs
+    if cfg.input_channels == 1:
+        x = layers.Concatenate(name="grey_to_rgb")([x, x, x])
+    x = layers.Rescaling(scale=list(spec.scale), offset=list(spec.offset),
+                         name="backbone_preprocess")(x)
+    # Never weights="imagenet": that would try a download. A cached file is passed as a path.
+    weights = cached_weights_path(cfg) if load_weights else None
+    notice = encoder_weights_notice(cfg) if load_weights else None
+    if notice:
+        logger.warning(notice)
+    application = getattr(keras.applications, spec.application)
+    backbone = application(
+        include_top=False,
+        weights=weights,
+        input_tensor=x,
+        input_shape=(cfg.input_height, cfg.input_width, 3),
+    )
+    if cfg.freeze_encoder:
+        for layer in backbone.layers:
+            layer.trainable = False
+    skips = [None if n is None else backbone.get_layer(n).output for n in spec.skip_layers]
+    x = backbone.get_layer(spec.bottleneck_layer).output
+    filters = cfg.level_filters()
+    for level in reversed(range(cfg.depth)):
+        x = up_concat(x, skips[level], filters[level], cfg, f"dec{level}")
+        x = conv_block(x, filters[level], cfg, f"dec{level}",
+                       dropout=wants_dropout(cfg, "decoder"))
+    outputs = output_head(x, cfg)
+    return keras.Model(inputs, outputs, name=f"unet_{cfg.backbone}")
