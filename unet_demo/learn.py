@@ -460,7 +460,8 @@ GLOSSARY: tuple[GlossaryEntry, ...] = (
                   "boundaries; a robust Hausdorff distance."),
     GlossaryEntry("Hounsfield unit", "CT intensity scale: air about -1000, water 0, dense bone "
                   "well above +400."),
-    GlossaryEntry("IoU (Jaccard index)", "Overlap divided by the union of the two masks."),
+    GlossaryEntry("IoU (Jaccard index)", "Pixels marked in both masks over pixels marked in "
+                  "either: TP / (TP + FP + FN)."),
     GlossaryEntry("Learning rate", "How large a step the optimiser takes on each update."),
     GlossaryEntry("Max pooling", "Keeps the largest value in each small window (2x2 here), "
                   "halving height and width."),
@@ -648,7 +649,8 @@ QUIZ: tuple[QuizQuestion, ...] = (
        2, "Geometric transforms must use the same random parameters on both. The guide itself "
           "notes this; the Augment page lets you see the misalignment."),
     _q("plateau", "guide-5", "learning-rate schedule",
-       "What does ReduceLROnPlateau(monitor='val_loss', factor=0.5, patience=3) do?",
+       "A ReduceLROnPlateau callback watches val_loss with factor 0.5 and patience 3. What "
+       "does it do?",
        ["Halves the learning rate after 3 epochs without validation improvement",
         "Stops training after 3 epochs",
         "Doubles the learning rate every 3 epochs",
