@@ -1,0 +1,212 @@
+"""Train page: the event folding and progress maths, and the page itself through AppTest.
+
+The AppTest cases run a real (tiny) training job in a worker process of the real job manager,
+with the runs folder pointed at a temporary directory.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from unet_demo.config import UNetConfig
+from unet_demo.train_plots import snapshot_overlay, training_curves_figure
+from unet_demo.training.events import (
+    BatchEnd,
+    EpochEnd,
+    Finished,
+    Started,
+    Stopped,
+    ValidationSnapshot,
+    append_event,
+)
+from unet_demo.ui.train_ui import LiveRun, progress_text, valid_run_id
+
+PAGE = "pages/4_Train.py"
+TINY_MODEL = UNetConfig(depth=2, base_filters=4, normalization="batch")
+
+
+# --------------------------------------------------------------------------- pure parts
+
+def test_live_run_folds_events_and_replaces_epochs_after_resume():
+    live = LiveRun("r")
+    live.apply([
+        Started(epochs=3, batches_per_epoch=4, time=0.0),
+        BatchEnd(epoch=1, batch=4, num_batches=4, loss=0.9, images_per_sec=10.0, time=1.0),
+        EpochEnd(epoch=1, metrics={"loss": 0.9, "val_dice": 0.4}, seconds=1.0),
+        ValidationSnapshot(epoch=1, path="snapshots/epoch_0001.npz"),
+        EpochEnd(epoch=2, metrics={"loss": 0.7, "val_dice": 0.5}, seconds=1.0),
+    ])
+    assert [row["epoch"] for row in live.history] == [1, 2]
+    assert live.snapshots == {1: "snapshots/epoch_0001.npz"}
+    assert live.status == "running"
+    # Resumed after epoch 1: epoch 2 is trained again and must not appear twice.
+    live.apply([Started(epochs=3, batches_per_epoch=4, initial_epoch=1, time=5.0),
+                EpochEnd(epoch=2, metrics={"loss": 0.6, "val_dice": 0.55}, seconds=1.0),
+                Finished(best_epoch=2, metrics={"val_dice": 0.55}, epochs_run=2)])
+    assert [row["epoch"] for row in live.history] == [1, 2]
+    assert live.history[1]["loss"] == 0.6
+    assert live.status == "finished"
+
+
+def test_progress_text_counts_batches_and_estimates_time_left():
+    live = LiveRun("r")
+    assert progress_text(live)[0] == 0.0
+    live.apply([Started(epochs=4, batches_per_epoch=5, time=100.0),
+                EpochEnd(epoch=1, metrics={}, seconds=10.0),
+                BatchEnd(epoch=2, batch=5, num_batches=5, loss=0.5, images_per_sec=8.0,
+                         time=120.0)])
+    fraction, text = progress_text(live, now=120.0)
+    assert fraction == pytest.approx(0.5)
+    # 10 steps took 20 s, 10 remain: 20 s left.
+    assert text == "Epoch 2/4 · batch 5/5 · ETA 0:20 · 8.0 images/s"
+    live.apply([Stopped(epoch=2, batch=5)])
+    assert live.status == "stopped"
+
+
+def test_run_ids_from_the_url_are_checked():
+    assert valid_run_id("20261123-101500-ab12cd") == "20261123-101500-ab12cd"
+    for bad in ("../x", "/etc/passwd", "", None, "a/b", "x" * 200):
+        assert valid_run_id(bad) is None
+
+
+def test_curves_have_one_point_per_epoch_and_overlay_marks_prediction():
+    rows = [{"epoch": e, "loss": 1.0 / e, "val_loss": float("nan"), "dice": 0.1 * e,
+             "val_dice": None, "lr": 1e-3} for e in (1, 2)]
+    figure = training_curves_figure(rows, total_epochs=4)
+    assert all(list(trace.x) == [1, 2] for trace in figure.data)
+    assert list(figure.data[1].y) == [None, None]  # NaN becomes a gap
+    image = np.zeros((8, 8, 1), np.float32)
+    truth = np.zeros((8, 8), np.uint8)
+    truth[2:6, 2:6] = 1
+    prediction = np.zeros((8, 8, 1), np.float32)
+    prediction[0, 0] = 0.9
+    rgb = snapshot_overlay(image, truth, prediction)
+    assert tuple(rgb[0, 0]) != (0, 0, 0) and tuple(rgb[7, 7]) == (0, 0, 0)
+    assert tuple(rgb[2, 2]) == (51, 153, 255)  # outline of the truth
+
+
+# --------------------------------------------------------------------------- AppTest
+
+@pytest.fixture()
+def runs_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNET_DEMO_RUNS_DIR", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def _app(timeout: float = 60):
+    from streamlit.testing.v1 import AppTest
+
+    from unet_demo.ui.state import DATASET_KEY, UNET_CONFIG_KEY
+
+    at = AppTest.from_file(PAGE, default_timeout=timeout)
+    at.session_state[UNET_CONFIG_KEY] = TINY_MODEL
+    at.session_state[DATASET_KEY] = "synthetic_lesions"
+    return at
+
+
+def _tiny_settings(at, epochs: int = 2) -> None:
+    at.number_input(key="train.max_train_images").set_value(8)
+    at.number_input(key="train.epochs").set_value(epochs)
+    at.number_input(key="train.batch_size").set_value(4)
+    at.checkbox(key="train.augment").set_value(False)
+
+
+def _curve_traces(at) -> list[dict]:
+    charts = at.get("plotly_chart")
+    assert charts, "no plotly chart on the page"
+    return json.loads(charts[0].proto.spec)["data"]
+
+
+def _page_text(at) -> str:
+    parts = []
+    for kind in ("markdown", "caption", "success", "warning", "error", "info", "subheader"):
+        parts += [str(element.value) for element in at.get(kind)]
+    return "\n".join(parts)
+
+
+def test_page_shows_settings_and_disclaimer(runs_dir):
+    at = _app().run()
+    assert not at.exception
+    assert "not for diagnosis" in _page_text(at)
+    assert at.selectbox(key="train.dataset").value == "synthetic_lesions"
+    assert at.radio(key="train.model_source").value == "Build page model"
+    assert not at.button(key="train.start").disabled
+    assert at.button(key="train.stop").disabled
+
+
+def test_tiny_job_runs_to_the_end_and_the_chart_has_one_point_per_epoch(runs_dir):
+    at = _app().run()
+    _tiny_settings(at, epochs=2)
+    at.button(key="train.start").click().run()
+    assert not at.exception, at.exception
+    run_id = at.session_state["train.run_id"]
+    assert at.query_params["run"] == [run_id] or at.query_params["run"] == run_id
+    assert at.button(key="train.start").disabled  # no second job from a second click
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        time.sleep(1.0)
+        at.run()
+        assert not at.exception, at.exception
+        if "Finished after" in _page_text(at):
+            break
+    else:
+        pytest.fail(f"run did not finish in time; page says:\n{_page_text(at)}")
+    traces = _curve_traces(at)
+    assert [trace["name"] for trace in traces][:2] == ["train loss", "val loss"]
+    for trace in traces:
+        assert trace["x"] == [1, 2]
+        assert all(value is not None for value in trace["y"])
+    assert not at.button(key="train.start").disabled
+    assert at.get("imgs"), "no validation snapshot strip"
+    table = at.dataframe[0].value
+    assert list(table["run"]) == [run_id] and list(table["status"]) == ["finished"]
+
+
+def test_busy_is_shown_at_once_when_the_job_cap_is_reached(runs_dir, monkeypatch):
+    from unet_demo.training.jobs import get_job_manager
+    from unet_demo.training.presets import get_preset
+
+    monkeypatch.setenv("UNET_DEMO_MAX_JOBS", "1")
+    manager = get_job_manager()
+    spec = get_preset("synthetic_lesions", "classroom")
+    spec = spec.replace(model=TINY_MODEL, train=spec.train.replace(epochs=50))
+    other = manager.start(spec, label="someone else's run")
+    try:
+        at = _app().run()
+        _tiny_settings(at)
+        began = time.time()
+        at.button(key="train.start").click().run()
+        assert time.time() - began < 15
+        assert not at.exception, at.exception
+        warnings = [str(w.value) for w in at.warning]
+        assert any("Busy" in text for text in warnings), _page_text(at)
+        assert "train.run_id" not in at.session_state
+    finally:
+        manager.stop(other)
+        deadline = time.time() + 60
+        while manager.is_running(other) and time.time() < deadline:
+            time.sleep(0.5)
+    assert not manager.is_running(other)
+
+
+def test_a_reload_reattaches_to_the_run_in_the_url(runs_dir):
+    run_dir = runs_dir / "20261123-090000-feed01"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps({"data": {"dataset": "synthetic_lesions"}}))
+    append_event(run_dir, Started(epochs=3, batches_per_epoch=2))
+    for epoch in (1, 2):
+        append_event(run_dir, EpochEnd(epoch=epoch, seconds=1.0, metrics={
+            "loss": 0.5 / epoch, "val_loss": 0.6 / epoch, "dice": 0.3 * epoch,
+            "val_dice": 0.25 * epoch, "lr": 1e-3}))
+    append_event(run_dir, Stopped(epoch=3, batch=1))
+    at = _app()
+    at.query_params["run"] = run_dir.name
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["train.run_id"] == run_dir.name
+    assert [trace["x"] for trace in _curve_traces(at)][0] == [1, 2]
+    assert any("Stopped during epoch 3" in str(w.value) for w in at.warning)
