@@ -1001,3 +1001,32 @@ def score(
         chosen = list(answers)
     correct = sum(is_correct(q, a) for q, a in zip(questions, chosen, strict=True))
     return correct, len(questions)
+
+
+def chapter_scores(
+    answers: Mapping[str, int | None],
+    questions: Sequence[QuizQuestion] = QUIZ,
+) -> list[dict[str, object]]:
+    """Per-chapter tally of a quiz: questions, answered and correct, in the order of CHAPTERS.
+
+    Args:
+        answers: question key to chosen option index (None or missing: unanswered).
+        questions: the quiz answered (default: the full quiz).
+
+    Example:
+        >>> rows = chapter_scores({QUIZ[0].key: QUIZ[0].correct})
+        >>> rows[0]["chapter"] == CHAPTERS[QUIZ[0].chapter], rows[0]["correct"]
+        (True, 1)
+    """
+    rows = []
+    for key, group in questions_by_chapter(questions).items():
+        if not group:
+            continue
+        chosen = [answers.get(q.key) for q in group]
+        rows.append({
+            "chapter": CHAPTERS.get(key, key),
+            "questions": len(group),
+            "answered": sum(a is not None for a in chosen),
+            "correct": sum(is_correct(q, a) for q, a in zip(group, chosen, strict=True)),
+        })
+    return rows

@@ -1,0 +1,119 @@
+"""AppTest of the Learn page: sections, glossary search, quiz feedback, score and reset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from unet_demo import DISCLAIMER, learn
+from unet_demo.ui.learn_ui import quiz_radio_key
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PAGE = REPO_ROOT / "pages" / "7_Learn.py"
+HOME = REPO_ROOT / "streamlit_app.py"
+TOTAL = len(learn.QUIZ)
+FIRST = learn.QUIZ[0]
+
+
+@pytest.fixture
+def app() -> AppTest:
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def score_text(at: AppTest) -> str:
+    return next(m.value for m in at.metric if m.label == "Score")
+
+
+def test_page_runs_and_shows_every_part(app):
+    assert app.title[0].value == "Learn U-Net"
+    assert any(DISCLAIMER in c.value for c in app.caption)
+    assert [t.label for t in app.tabs] == ["📖 Concepts", "🔤 Glossary", "❓ Quiz"]
+    titles = [e.label for e in app.expander]
+    for number, section in enumerate(learn.SECTIONS, start=1):
+        assert f"{number}. {section.title}" in titles
+    # run without the home page, the try-it links fall back to captions naming the page
+    try_it = [c.value for c in app.caption if c.value.startswith("🧪 Try it")]
+    assert len(try_it) == len(learn.SECTIONS)
+    assert len(app.radio) == TOTAL
+    assert all(r.value is None for r in app.radio), "no answer may be preselected"
+    assert score_text(app) == f"0 / {TOTAL}"
+    assert not app.success and not app.warning
+
+
+def test_radio_for_question_one_exists(app):
+    radio = app.radio(key=quiz_radio_key(FIRST.key))
+    assert radio.options == list(FIRST.options)
+    assert radio.value is None
+    assert any(FIRST.question in m.value for m in app.markdown)
+
+
+def test_correct_answer_shows_success_and_raises_score(app):
+    app.radio(key=quiz_radio_key(FIRST.key)).set_value(FIRST.correct).run()
+    assert not app.exception
+    assert len(app.success) == 1
+    assert FIRST.explanation in app.success[0].value
+    assert not app.warning
+    assert score_text(app) == f"1 / {TOTAL}"
+
+    second = learn.QUIZ[1]
+    app.radio(key=quiz_radio_key(second.key)).set_value(second.correct).run()
+    assert len(app.success) == 2
+    assert score_text(app) == f"2 / {TOTAL}"
+
+
+def test_wrong_answer_shows_the_explanation_and_keeps_score(app):
+    wrong = (FIRST.correct + 1) % len(FIRST.options)
+    app.radio(key=quiz_radio_key(FIRST.key)).set_value(wrong).run()
+    assert not app.exception
+    assert not app.success
+    assert len(app.warning) == 1
+    feedback = app.warning[0].value
+    assert FIRST.explanation in feedback
+    assert FIRST.correct_option in feedback
+    assert score_text(app) == f"0 / {TOTAL}"
+
+
+def test_reset_clears_answers_and_score(app):
+    app.radio(key=quiz_radio_key(FIRST.key)).set_value(FIRST.correct).run()
+    assert score_text(app) == f"1 / {TOTAL}"
+    app.button(key="learn.quiz_reset").click().run()
+    assert not app.exception
+    assert score_text(app) == f"0 / {TOTAL}"
+    assert all(r.value is None for r in app.radio)
+    assert not app.success
+
+
+def test_shuffle_uses_the_seeded_order(app):
+    app.toggle(key="learn.quiz_shuffle").set_value(True).run()
+    assert not app.exception
+    expected = learn.quiz_questions(seed=0)
+    assert [r.options for r in app.radio] == [list(q.options) for q in expected]
+    first = expected[0]
+    app.radio(key=quiz_radio_key(first.key, 0, shuffled=True)).set_value(first.correct).run()
+    assert len(app.success) == 1
+    assert score_text(app) == f"1 / {TOTAL}"
+
+
+def test_glossary_search_filters_entries(app):
+    app.text_input(key="learn.glossary_query").input("jaccard").run()
+    assert not app.exception
+    assert any(c.value == f"1 of {len(learn.GLOSSARY)} terms" for c in app.caption)
+    assert any("**IoU (Jaccard index)**" in m.value for m in app.markdown)
+    app.text_input(key="learn.glossary_query").input("zzz-nothing").run()
+    assert any("No term or definition" in i.value for i in app.info)
+
+
+@pytest.mark.skipif(not HOME.is_file(), reason="the home page (streamlit_app.py) is not written yet")
+def test_try_it_links_resolve_inside_the_app():
+    at = AppTest.from_file(str(HOME), default_timeout=60)
+    at.run()
+    at.switch_page("pages/7_Learn.py").run()
+    assert not at.exception, at.exception
+    links = at.get("page_link")
+    assert len(links) == len(learn.SECTIONS)
+    assert not [c for c in at.caption if c.value.startswith("🧪 Try it")]
