@@ -43,6 +43,8 @@ def test_page_runs_and_shows_every_part(app):
     assert all(r.value is None for r in app.radio), "no answer may be preselected"
     assert score_text(app) == f"0 / {TOTAL}"
     assert not app.success and not app.warning
+    chapter_headers = [h.value for h in app.subheader]
+    assert chapter_headers == [learn.CHAPTERS[key] for key in learn.CHAPTERS]
 
 
 def test_radio_for_question_one_exists(app):
@@ -59,6 +61,7 @@ def test_correct_answer_shows_success_and_raises_score(app):
     assert FIRST.explanation in app.success[0].value
     assert not app.warning
     assert score_text(app) == f"1 / {TOTAL}"
+    assert any(f"Quiz score: 1 / {TOTAL}" in m.value for m in app.sidebar.markdown)
 
     second = learn.QUIZ[1]
     app.radio(key=quiz_radio_key(second.key)).set_value(second.correct).run()

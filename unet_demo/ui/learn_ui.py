@@ -128,7 +128,11 @@ def quiz_ui() -> None:
     score_area = st.container(border=True)
 
     answers: dict[str, int | None] = {}
+    previous_chapter = None
     for number, question in enumerate(questions, start=1):
+        if not shuffled and question.chapter != previous_chapter:
+            st.subheader(learn.CHAPTERS[question.chapter], divider="gray")
+            previous_chapter = question.chapter
         st.markdown(f"**{number}. {question.question}**")
         answer = st.radio(
             f"Question {number}",
@@ -139,7 +143,8 @@ def quiz_ui() -> None:
             label_visibility="collapsed",
         )
         answers[question.key] = answer
-        st.caption(f"{learn.CHAPTERS[question.chapter]} · {question.topic}")
+        where = f"{learn.CHAPTERS[question.chapter]} · " if shuffled else ""
+        st.caption(f"{where}Topic: {question.topic}")
         if answer is None:
             continue
         if learn.is_correct(question, answer):
@@ -153,6 +158,8 @@ def quiz_ui() -> None:
 
     correct, total = learn.score(answers, questions)
     answered = sum(answer is not None for answer in answers.values())
+    # the sidebar keeps the running score in view while scrolling through the questions
+    st.sidebar.markdown(f"**Quiz score: {correct} / {total}**  \n{answered} answered")
     with score_area:
         left, right = st.columns([3, 1])
         left.metric("Score", f"{correct} / {total}",
