@@ -1,0 +1,227 @@
+"""Data page: browse a bundled dataset with mask overlays, its statistics, card and preprocessing.
+
+Widgets only draw and return values; the arrays come from `unet_demo.data.bundled`, the
+figures from `unet_demo.plots`, the preprocessing from `unet_demo.data.preprocess`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from unet_demo.data.bundled import DATASET_NAMES, SPLITS
+from unet_demo.errors import UNetDemoError
+from unet_demo.plots import (
+    class_balance_figure,
+    class_colours,
+    draw_outline,
+    intensity_histogram_figure,
+    legend_markdown,
+    overlay_rgb,
+    split_sizes_figure,
+    to_display_rgb,
+)
+from unet_demo.ui.state import get_dataset, set_dataset
+
+PREFIX = "data."
+NORMALISATION_HELP = {
+    "minmax": "Stretch to [0, 1] using the image's min and max: simple, but one bright pixel "
+              "squeezes everything else.",
+    "zscore": "Subtract the mean, divide by the standard deviation: every image gets the same "
+              "brightness and contrast (values around 0, not bounded).",
+    "symmetric": "Min-max to [-1, 1]: what some pretrained encoders expect.",
+    "ct_window": "Keep only a band of intensities (centre ± width/2) and stretch it to [0, 1]: "
+                 "how radiologists look at soft tissue or bone in CT.",
+}
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def split_statistics(name: str, split: str, colours: tuple[str, ...]) -> dict[str, Any]:
+    """Class-balance and intensity-histogram figures for one split (cached).
+
+    Args:
+        name: bundled dataset name.
+        split: "train", "val" or "test".
+        colours: hex colour per label value (part of the cache key).
+    """
+    from unet_demo.data.bundled import get_dataset_info, load_card, load_split
+
+    info = get_dataset_info(name)
+    card = load_card(name)
+    balance = {s: [card["class_balance"][s][c] for c in info.class_names] for s in SPLITS}
+    arrays = load_split(name, split)
+    return {
+        "balance": class_balance_figure(balance, info.class_names, colours),
+        "histogram": intensity_histogram_figure(arrays.images, arrays.masks, info.class_names,
+                                                colours=colours),
+        "sizes": split_sizes_figure(info.split_counts),
+    }
+
+
+def choose_dataset() -> str:
+    """Dataset select box; the choice is stored under `DATASET_KEY` for the other pages."""
+    current = get_dataset()
+    index = DATASET_NAMES.index(current) if current in DATASET_NAMES else 0
+    name = st.selectbox(
+        "Dataset", DATASET_NAMES, index=index, key=PREFIX + "dataset",
+        help="Each dataset is a different task: a large organ (brain), several tissue classes, "
+             "many small objects (nuclei) or rare tiny lesions.",
+    )
+    set_dataset(name)
+    return name
+
+
+def colour_controls(class_names: tuple[str, ...]) -> list[str]:
+    """A colour picker per foreground class; returns the colour per label value."""
+    colours = class_colours(len(class_names))
+    with st.popover("Class colours", help="Pick colours that you can tell apart on a projector."):
+        for value, class_name in enumerate(class_names):
+            if value == 0:
+                continue
+            colours[value] = st.color_picker(class_name, colours[value],
+                                             key=f"{PREFIX}colour.{class_name}")
+    return colours
+
+
+def browse_section(name: str, info, colours: list[str]) -> None:
+    """Image browser: image, overlay and outline of one image, with an opacity slider."""
+    from unet_demo.data.bundled import load_split
+
+    controls = st.columns([1, 2, 2])
+    split = controls[0].radio("Split", SPLITS, horizontal=True, key=PREFIX + "split",
+                              help="Train teaches the model, val picks settings, test is kept "
+                                   "for the final, honest score.")
+    arrays = load_split(name, split)
+    count = len(arrays)
+    index = controls[1].slider("Image", 0, count - 1, 0, key=PREFIX + "index",
+                               help="Browse the images of this split.")
+    opacity = controls[2].slider("Mask opacity", 0.0, 1.0, 0.45, 0.05, key=PREFIX + "opacity",
+                                 help="0 shows the raw image, 1 paints the classes solid: "
+                                      "check that the labels really sit on the structures.")
+    image, mask = arrays.images[index], arrays.masks[index]
+    left, middle, right = st.columns(3)
+    left.image(to_display_rgb(image), caption=f"image · {arrays.ids[index]}", width="stretch")
+    middle.image(overlay_rgb(image, mask, info.num_classes, opacity, colours),
+                 caption="mask overlay", width="stretch")
+    right.image(draw_outline(to_display_rgb(image), mask, colour="#ff2a2a"),
+                caption="mask outline", width="stretch")
+    st.markdown(legend_markdown(info.class_names, colours), unsafe_allow_html=True)
+    present = np.bincount(mask.ravel(), minlength=info.num_classes)[: info.num_classes]
+    share = ", ".join(f"{n} {100 * c / mask.size:.1f}%" for n, c in zip(info.class_names, present,
+                                                                          strict=True))
+    st.caption(f"Image {index + 1} of {count} in {split}; pixels: {share}.")
+
+
+def statistics_section(name: str, split: str, colours: list[str]) -> None:
+    """Class balance per split, intensity histogram per class and split sizes."""
+    figures = split_statistics(name, split, tuple(colours))
+    left, right = st.columns([3, 2])
+    with left:
+        st.markdown("**Class balance** — share of pixels per class")
+        st.plotly_chart(figures["balance"], key=PREFIX + "balance_chart")
+        st.caption("A small foreground share means class imbalance: a model can score high "
+                   "pixel accuracy by predicting background everywhere. Dice-type losses help.")
+    with right:
+        st.markdown("**Split sizes** — images per split")
+        st.plotly_chart(figures["sizes"], key=PREFIX + "sizes_chart")
+    st.markdown(f"**Intensity histogram per class** ({split} split)")
+    st.plotly_chart(figures["histogram"], key=PREFIX + "histogram_chart")
+    st.caption("Where the class curves overlap, brightness alone cannot tell the classes apart: "
+               "the network must learn shape and context.")
+
+
+def preprocessing_section(name: str, split: str) -> None:
+    """Preprocessing preview: the chosen steps applied to the current image, side by side."""
+    from unet_demo.data import preprocess
+    from unet_demo.data.bundled import load_split
+
+    arrays = load_split(name, split)
+    index = min(int(st.session_state.get(PREFIX + "index", 0)), len(arrays) - 1)
+    original = np.asarray(arrays.images[index], np.float32)
+    controls = st.columns(4)
+    with controls[0]:
+        mode = st.selectbox("Normalisation", preprocess.NORMALIZATION_MODES,
+                            key=PREFIX + "norm", help="How intensities are rescaled before "
+                            "the network sees them; pick one and use it for training and use.")
+        st.caption(NORMALISATION_HELP[mode])
+        center = width = None
+        if mode == "ct_window":
+            center = st.slider("Window centre", 0.0, 1.0, 0.5, 0.01, key=PREFIX + "center",
+                               help="The intensity in the middle of the band kept.")
+            width = st.slider("Window width", 0.05, 1.0, 0.4, 0.05, key=PREFIX + "width",
+                              help="How wide the band is: narrow = more contrast, less range.")
+    with controls[1]:
+        height = st.select_slider("Target height", [64, 96, 128, 160, 192, 256], 128,
+                                  key=PREFIX + "height", help="Networks need one fixed size; "
+                                  "the image is scaled to fit and padded, never stretched.")
+        target_width = st.select_slider("Target width", [64, 96, 128, 160, 192, 256], 192,
+                                        key=PREFIX + "target_width",
+                                        help="A size with another aspect ratio shows the padding.")
+        pad_mode = st.radio("Padding", preprocess.PAD_MODES, horizontal=True, key=PREFIX + "pad",
+                            help="constant fills with 0; edge repeats the border pixels.")
+    with controls[2]:
+        clahe = st.toggle("CLAHE", key=PREFIX + "clahe", help="Local histogram equalisation: "
+                          "lifts contrast in dark and bright regions separately.")
+        clip = st.slider("CLAHE clip limit", 0.005, 0.1, 0.02, 0.005, key=PREFIX + "clip",
+                         disabled=not clahe, help="Higher = stronger contrast, more noise.")
+    with controls[3]:
+        method = st.selectbox("Denoise", ("off", *preprocess.DENOISE_METHODS),
+                              key=PREFIX + "denoise", help="tv keeps edges, median removes "
+                              "speckle dots, gaussian blurs everything.")
+        strength = st.slider("Denoise strength", 0.05, 1.0, 0.15, 0.05, key=PREFIX + "strength",
+                             disabled=method == "off", help="Too strong erases small structures.")
+    try:
+        processed = original
+        if method != "off":
+            processed = preprocess.denoise(processed, method, strength)
+        if clahe:
+            processed = preprocess.apply_clahe(processed, clip_limit=clip)
+        processed = preprocess.normalize(processed, mode, center=center, width=width)
+        processed = preprocess.resize_with_pad(processed, (height, target_width),
+                                               pad_mode=pad_mode)
+    except UNetDemoError as error:
+        st.error(str(error))
+        return
+    left, right = st.columns(2)
+    left.image(to_display_rgb(original), caption=f"original {original.shape[0]}x"
+               f"{original.shape[1]}, values {original.min():.2f}..{original.max():.2f}",
+               width="stretch")
+    right.image(to_display_rgb(processed), caption=f"preprocessed {processed.shape[0]}x"
+                f"{processed.shape[1]}, values {processed.min():.2f}..{processed.max():.2f}"
+                " (shown stretched to grey levels)", width="stretch")
+
+
+def data_page() -> None:
+    """Draw the Data page body (the page file sets up the title and disclaimer)."""
+    from unet_demo.data.bundled import card_markdown, get_dataset_info, load_card
+
+    top = st.columns([2, 3])
+    with top[0]:
+        name = choose_dataset()
+    try:
+        info = get_dataset_info(name)
+    except UNetDemoError as error:
+        st.error(str(error))
+        return
+    with top[1]:
+        st.markdown(f"**{info.title}** — {info.task}")
+        st.caption(f"{info.modality} · {info.image_size[0]}x{info.image_size[1]} px · "
+                   f"{info.channels} channel(s) · {info.total_images} images · classes: "
+                   f"{', '.join(info.class_names)}")
+    colours = colour_controls(info.class_names)
+    browse, stats, card_tab, prep = st.tabs(
+        ["Browse", "Statistics", "Dataset card", "Preprocessing preview"])
+    with browse:
+        browse_section(name, info, colours)
+    split = st.session_state.get(PREFIX + "split", "train")
+    with stats:
+        statistics_section(name, split, colours)
+    with card_tab:
+        st.markdown(card_markdown(load_card(name)))
+    with prep:
+        st.caption("Try the preprocessing steps on the image chosen in Browse. The training "
+                   "pipeline uses min-max normalisation by default.")
+        preprocessing_section(name, split)
+
