@@ -59,6 +59,7 @@ MIN_FOREGROUND = 0.01  # slices whose brain covers less than 1 % of the square a
 NILEARN_VERSION = "0.14.1"
 STARDIST_VERSION = "0.9.1"
 MRICRON_PACKAGE = "mricron-data"
+LICENCE_FILE = "LICENSE.txt"
 NUCLEI_PATCH_STRIDE = {"train": 32, "val": 32, "test": 32}
 
 # Contiguous blocks along each slicing axis, as (split, fraction of the brain's extent). Held-out
@@ -284,8 +285,29 @@ def write_dataset(out: Path, card: dict, splits: dict[str, dict[str, list]]) -> 
         card["files"][path.name] = {"sha256": sha256_of(path), "bytes": path.stat().st_size}
     (folder / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     (folder / README_FILE).write_text(card_markdown(card) + "\n", encoding="utf-8")
+    (folder / LICENCE_FILE).write_text(licence_text(card), encoding="utf-8")
     total = sum(entry["bytes"] for entry in card["files"].values())
     print(f"{card['name']}: {card['split_counts']} ({total / 1e6:.2f} MB)", flush=True)
+
+
+def licence_text(card: dict) -> str:
+    """Plain-text licences, notices and citations of a card's sources (each text once).
+
+    Args:
+        card: a dataset card with a `sources` list.
+    """
+    parts = [f"Licences and notices for sample_data/{card['name']} (derived by "
+             "scripts/build_sample_data.py; see README.md for the derivation).\n"]
+    seen: set[str] = set()
+    for source in card["sources"]:
+        parts.append(f"== {source['package']} {source['version']}: {source['file']}\n"
+                     f"sha256 {source['sha256']}\n")
+        for label in ("licence", "notice", "citation"):
+            text = str(source[label])
+            if text not in seen:
+                seen.add(text)
+                parts.append(f"-- {label}\n{text}\n")
+    return "\n".join(parts)
 
 
 def source_entry(package: str, version: str, file: Path, file_label: str, archive: Path,

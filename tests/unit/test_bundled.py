@@ -197,6 +197,8 @@ def test_file_cards_record_sources_notices_and_file_hashes(name):
         payload = (folder / file_name).read_bytes()
         assert hashlib.sha256(payload).hexdigest() == entry["sha256"], file_name
         assert len(payload) == entry["bytes"]
+    licence_file = (folder / "LICENSE.txt").read_text(encoding="utf-8")
+    assert all(source["notice"] in licence_file for source in card["sources"])
     readme = (folder / "README.md").read_text(encoding="utf-8")
     assert readme == card_markdown(card) + "\n", "README.md is stale: rerun the build script"
 
