@@ -329,7 +329,7 @@ SECTIONS: tuple[Section, ...] = (
             "  - a smaller model, or more labelled data."
         ),
         try_it="pages/4_Train.py",
-        try_it_label="Train without and with dropout and augmentation on the Train page",
+        try_it_label="Compare runs with and without augmentation on the Train page",
         chapters=("guide-5", "guide-6", "guide-9", "notebook"),
     ),
     Section(
