@@ -173,12 +173,18 @@ def test_code_carrying_or_foreign_classes_are_refused(good_file, layer, match):
         load_model_file(data)
 
 
-def test_custom_layer_nested_in_compile_config_is_refused(good_file):
+def test_top_level_compile_config_is_ignored_but_nested_ones_are_checked(good_file):
+    foreign_loss = {"module": "builtins", "class_name": "function", "config": "my_loss",
+                    "registered_name": "function"}
     config = config_of(good_file)
-    config["compile_config"] = {"loss": {"module": "mypkg.losses", "class_name": "Evil",
-                                         "registered_name": "mypkg>Evil", "config": {}}}
+    config["compile_config"] = {"loss": foreign_loss}  # dropped unread with compile=False
+    assert isinstance(load_model_file(rewrite(good_file, config=config)), keras.Model)
+    nested = config_of(good_file)
+    layer = nested["config"]["layers"][-1]
+    layer["compile_config"] = {"loss": {"module": "mypkg.losses", "class_name": "Evil",
+                                        "registered_name": "mypkg>Evil", "config": {}}}
     with pytest.raises(UNetDemoError, match="mypkg"):
-        load_model_file(rewrite(good_file, config=config))
+        load_model_file(rewrite(good_file, config=nested))
 
 
 def test_legacy_h5_is_refused_by_name_and_by_content(tmp_path):

@@ -12,7 +12,8 @@ checks, before Keras sees the file:
    entries, no links, no encryption, no ``..``, bounded uncompressed size, intact CRCs;
 3. every serialized object in ``config.json``: Keras' own built-in classes only (plus the
    classes this project registers under the ``unet_demo>`` package), never ``Lambda``,
-   ``TFSMLayer``, ``TorchModuleWrapper``, ``JaxLayer``, ``FlaxLayer`` or a ``__lambda__``;
+   ``TFSMLayer``, ``TorchModuleWrapper``, ``JaxLayer``, ``FlaxLayer`` or a ``__lambda__``
+   (the top-level ``compile_config`` is skipped: ``compile=False`` discards it unread);
 
 and only then calls ``keras.saving.load_model(..., safe_mode=True, compile=False)`` on a
 private copy of exactly the bytes that were checked.
@@ -251,7 +252,11 @@ def check_model_archive(data: bytes, name: str = "The model file") -> dict[str, 
             f"{name}: config.json does not describe a Keras model (no 'class_name'). "
             "Re-save the model with model.save('model.keras')."
         )
-    check_config_classes(config, name)
+    # Keras drops the top-level compile_config unread when loading with compile=False (as
+    # load_model_file always does), so a training-only loss function there cannot run.
+    # Compile configs of nested models are deserialized, so those are still checked.
+    check_config_classes({key: value for key, value in config.items()
+                          if key != "compile_config"}, name)
     return config
 
 
