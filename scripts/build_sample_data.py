@@ -60,6 +60,17 @@ NILEARN_VERSION = "0.14.1"
 STARDIST_VERSION = "0.9.1"
 MRICRON_PACKAGE = "mricron-data"
 LICENCE_FILE = "LICENSE.txt"
+# sha256 of the source files the committed sample_data was built from. A different hash (a new
+# Debian or PyPI build) is reported, and the card then records the new one.
+EXPECTED_SOURCE_SHA256 = {
+    "ch2.nii.gz": "a009051127f64dc3dd554d5f5b589870ea72106d9642c21b4e7093e478cfc309",
+    "ch2bet.nii.gz": "592a2d20abdf36eefcb540ca8958428040edffc1bc1a18ba1dcfbabac77c5dd1",
+    "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz": "421a10e872fd6cadae7f61d358dffbcc1795a497d61ee76c5dda2503e1a1e9e6",
+    "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz": "97a5ca69bd24db37a9cb7b32525e1733a209af904129bf1cd36da06d24243bed",
+    "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz": "382d92812de4744f9c86c7a0e4f680dc317a0a50e4da1f0153618a6798c7b7db",
+    "img2d.tif": "f9ccc1571b92c861ff87e28463068b43f61bd47357ed0503f711e5cd1eb97750",
+    "mask2d.tif": "59ad5e820b7982ca9d13e946fa6e7f64e2714899e00a2ae6c69aa79aad53d46f",
+}
 NUCLEI_PATCH_STRIDE = {"train": 32, "val": 32, "test": 32}
 
 # Contiguous blocks along each slicing axis, as (split, fraction of the brain's extent). Held-out
@@ -313,11 +324,17 @@ def licence_text(card: dict) -> str:
 def source_entry(package: str, version: str, file: Path, file_label: str, archive: Path,
                  licence: str, notice: str, citation: str) -> dict:
     """One `sources` record of a card (package, version, file, hashes, licence, notice, citation)."""
+    digest = sha256_of(file)
+    expected = EXPECTED_SOURCE_SHA256.get(file.name)
+    if expected is not None and digest != expected:
+        print(f"warning: {file.name} from {package} {version} has sha256 {digest}, the committed "
+              f"data used {expected}; check the output and the licence before committing.",
+              file=sys.stderr, flush=True)
     return {
         "package": package,
         "version": version,
         "file": file_label,
-        "sha256": sha256_of(file),
+        "sha256": digest,
         "archive": archive.name,
         "archive_sha256": sha256_of(archive),
         "licence": licence,
