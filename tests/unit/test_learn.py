@@ -182,7 +182,8 @@ def test_text_is_not_copied_from_the_seeds():
     seed_shingles: set[tuple[str, ...]] = set()
     for path in SEEDS_DIR.glob("*.txt"):
         seed_shingles |= _shingles(_words(path.read_text(encoding="utf-8")), size)
-    texts = [s.body for s in learn.SECTIONS] + [e.definition for e in learn.GLOSSARY]
-    texts += [q.question + " " + q.explanation for q in learn.QUIZ]
+    texts = [s.title + ". " + s.body + " " + s.try_it_label for s in learn.SECTIONS]
+    texts += [e.definition for e in learn.GLOSSARY]
+    texts += [" ".join([q.question, *q.options, q.explanation]) for q in learn.QUIZ]
     copied = [text[:60] for text in texts if _shingles(_words(text), size) & seed_shingles]
     assert not copied, f"passages sharing {size} consecutive words with a seed: {copied}"
