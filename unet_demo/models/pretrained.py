@@ -28,6 +28,24 @@ from unet_demo.models.checks import BACKBONES, cached_weights_path, encoder_weig
 logger = logging.getLogger(__name__)
 
 
+# Layers this module adds around the backbone; every other layer belongs to keras.applications.
+_OWN_LAYER_NAMES = ("image", "grey_to_rgb", "backbone_preprocess", "output")
+_OWN_LAYER_PREFIXES = ("dec",)
+
+
+def is_backbone_layer(name: str) -> bool:
+    """True when a layer of a "pretrained" model comes from the keras.applications backbone.
+
+    Args:
+        name: layer name in a model built by `build_pretrained`.
+
+    Example:
+        >>> is_backbone_layer("block_1_expand_relu"), is_backbone_layer("dec0_conv1")
+        (True, False)
+    """
+    return name not in _OWN_LAYER_NAMES and not name.startswith(_OWN_LAYER_PREFIXES)
+
+
 def build_pretrained(cfg: UNetConfig, *, load_weights: bool = True) -> keras.Model:
     """Build a U-Net on a keras.applications encoder.
 
