@@ -165,6 +165,27 @@ def build_augmentation(cfg: AugmentConfig) -> A.Compose:
     return A.Compose([spec.build() for spec in transform_specs(cfg)], seed=int(cfg.seed))
 
 
+def _run_pipeline(compose: A.Compose, image: np.ndarray,
+                  mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    image = np.asarray(image)
+    mask = np.asarray(mask)
+    squeeze = image.ndim == 2
+    work = image[..., None] if squeeze else image
+    if work.ndim != 3 or mask.ndim != 2 or work.shape[:2] != mask.shape:
+        raise UNetDemoError(
+            "augment_pair expects an image (H, W, C) and a mask (H, W) of the same size. "
+            f"Received: image {image.shape}, mask {mask.shape}. Resize the mask to the image."
+        )
+    work = np.ascontiguousarray(np.clip(work.astype(np.float32, copy=False), 0.0, 1.0))
+    result = compose(image=work, mask=np.ascontiguousarray(mask.astype(np.uint8, copy=False)))
+    out_image = np.clip(np.asarray(result["image"], np.float32), 0.0, 1.0)
+    if out_image.ndim == 2:
+        out_image = out_image[..., None]
+    if squeeze:
+        out_image = out_image[..., 0]
+    return out_image, np.asarray(result["mask"], np.uint8), result
+
+
 def augment_pair(compose: A.Compose, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Augment one image and its mask together.
 
@@ -183,23 +204,8 @@ def augment_pair(compose: A.Compose, image: np.ndarray, mask: np.ndarray) -> tup
         >>> float(out.max()), int(m.sum())
         (0.5, 64)
     """
-    image = np.asarray(image)
-    mask = np.asarray(mask)
-    squeeze = image.ndim == 2
-    work = image[..., None] if squeeze else image
-    if work.ndim != 3 or mask.ndim != 2 or work.shape[:2] != mask.shape:
-        raise UNetDemoError(
-            "augment_pair expects an image (H, W, C) and a mask (H, W) of the same size. "
-            f"Received: image {image.shape}, mask {mask.shape}. Resize the mask to the image."
-        )
-    work = np.ascontiguousarray(np.clip(work.astype(np.float32, copy=False), 0.0, 1.0))
-    result = compose(image=work, mask=np.ascontiguousarray(mask.astype(np.uint8, copy=False)))
-    out_image = np.clip(np.asarray(result["image"], np.float32), 0.0, 1.0)
-    if out_image.ndim == 2:
-        out_image = out_image[..., None]
-    if squeeze:
-        out_image = out_image[..., 0]
-    return out_image, np.asarray(result["mask"], np.uint8)
+    out_image, out_mask, _ = _run_pipeline(compose, image, mask)
+    return out_image, out_mask
 
 
 def augment_image_only(compose: A.Compose, image: np.ndarray) -> np.ndarray:
@@ -219,6 +225,52 @@ def augment_image_only(compose: A.Compose, image: np.ndarray) -> np.ndarray:
     """
     blank = np.zeros(np.asarray(image).shape[:2], np.uint8)
     return augment_pair(compose, image, blank)[0]
+
+
+@dataclass(frozen=True)
+class AugmentedSample:
+    """One draw of the pipeline: the augmented image, the mask to show with it, what ran.
+
+    Args:
+        image: float32 (H, W, C) in [0, 1].
+        mask: uint8 (H, W); with `image_only` this is the untouched original mask.
+        applied: names of the transforms that fired on this draw, in order.
+    """
+
+    image: np.ndarray
+    mask: np.ndarray
+    applied: tuple[str, ...]
+
+
+def augment_gallery(cfg: AugmentConfig, image: np.ndarray, mask: np.ndarray, count: int = 9,
+                    *, image_only: bool = False) -> list[AugmentedSample]:
+    """Draw `count` augmented versions of one pair from a freshly seeded pipeline.
+
+    The same config (seed included) always gives the same gallery.
+
+    Args:
+        cfg: the augmentation settings.
+        image: float32 (H, W, C) in [0, 1].
+        mask: uint8 (H, W) labels.
+        count: how many draws.
+        image_only: reproduce the classic mistake: transform the image, keep the old mask.
+
+    Example:
+        >>> import numpy as np
+        >>> samples = augment_gallery(AugmentConfig(hflip_p=1.0), np.zeros((8, 8, 1), np.float32),
+        ...                           np.zeros((8, 8), np.uint8), count=2)
+        >>> [s.applied for s in samples]
+        [('HorizontalFlip',), ('HorizontalFlip',)]
+    """
+    compose = build_augmentation(cfg)
+    compose.save_applied_params = True
+    samples = []
+    for _ in range(count):
+        out_image, out_mask, result = _run_pipeline(compose, image, mask)
+        applied = tuple(name for name, _ in result.get("applied_transforms", []))
+        samples.append(AugmentedSample(out_image, np.asarray(mask, np.uint8) if image_only
+                                       else out_mask, applied))
+    return samples
 
 
 def make_augment_fn(cfg: AugmentConfig) -> Callable[[np.ndarray, np.ndarray, np.random.Generator],

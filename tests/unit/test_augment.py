@@ -11,6 +11,7 @@ import yaml
 
 from unet_demo.augment import (
     GEOMETRIC_TRANSFORMS,
+    augment_gallery,
     augment_image_only,
     augment_pair,
     augmentation_code,
@@ -195,3 +196,22 @@ def test_pipeline_function_is_reproducible_per_rng_seed():
     second = augment(image, mask, np.random.default_rng(9))
     np.testing.assert_array_equal(first[0], second[0])
     np.testing.assert_array_equal(first[1], second[1])
+
+
+def test_gallery_is_reproducible_and_names_what_fired():
+    image, mask = _pair()
+    first = augment_gallery(ALL_ON, image, mask, count=6)
+    again = augment_gallery(ALL_ON, image, mask, count=6)
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a.image, b.image)
+        assert a.applied == b.applied
+    names = {name for sample in first for name in sample.applied}
+    assert names <= {spec.name for spec in transform_specs(ALL_ON)} and names
+
+
+def test_gallery_image_only_keeps_the_original_mask():
+    image, mask = _pair()
+    samples = augment_gallery(AugmentConfig(hflip_p=1.0), image, mask, count=2, image_only=True)
+    for sample in samples:
+        np.testing.assert_array_equal(sample.mask, mask)
+        assert not np.array_equal(sample.image[..., 0] > 0.5, mask > 0)

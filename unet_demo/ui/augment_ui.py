@@ -1,0 +1,286 @@
+"""Augment page: build an albumentations pipeline with sliders, see a seeded gallery, export it.
+
+Every draw shows the augmented image with the outline of the mask that goes with it, so a
+misaligned mask is visible at once. The chosen `AugmentConfig` is stored in session state
+(`AUGMENT_CONFIG_KEY`) for the Train page.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from unet_demo.augment import augment_gallery, augmentation_code, augmentation_yaml
+from unet_demo.config import AugmentConfig
+from unet_demo.errors import UNetDemoError
+from unet_demo.plots import draw_outline, image_grid, to_display_rgb
+from unet_demo.ui.state import get_augment_config, get_dataset, set_augment_config
+
+PREFIX = "augment."
+GALLERY_SIZE = 9
+TILE_SCALE = 2  # tiles are enlarged (nearest) before the outline is drawn, so it stays crisp
+
+DEMO_CONFIG = AugmentConfig(hflip_p=0.5, rotate_p=0.5, brightness_contrast_p=0.5, elastic_p=0.3,
+                            seed=0)
+"""What the page starts with when nothing is stored yet: a mild, common pipeline."""
+
+# (field, label, min, max, step, why) for every control; probabilities first in each group.
+GEOMETRIC_CONTROLS: tuple[tuple[str, tuple[tuple[str, str, float, float, float, str], ...]], ...] = (
+    ("Flips", (
+        ("hflip_p", "Horizontal flip probability", 0.0, 1.0, 0.05,
+         "Left-right mirror: fine for most anatomy seen from either side; not for text or "
+         "organs with a fixed side in the image."),
+        ("vflip_p", "Vertical flip probability", 0.0, 1.0, 0.05,
+         "Up-down mirror: natural for microscopy, unrealistic for upright anatomy."),
+    )),
+    ("Rotate", (
+        ("rotate_p", "Rotation probability", 0.0, 1.0, 0.05,
+         "How often a random rotation is applied."),
+        ("rotate_limit", "Rotation limit (degrees)", 0.0, 180.0, 5.0,
+         "Largest angle either way: patients lie slightly tilted; cells have no 'up'."),
+    )),
+    ("Shift, scale, rotate (affine)", (
+        ("affine_p", "Affine probability", 0.0, 1.0, 0.05,
+         "How often a combined shift + zoom + small rotation is applied."),
+        ("shift_limit", "Shift limit (fraction of size)", 0.0, 0.3, 0.01,
+         "The structure does not always sit in the centre of the field of view."),
+        ("scale_limit", "Scale limit (± fraction)", 0.0, 0.5, 0.05,
+         "Heads, organs and cells differ in size between subjects and scanners."),
+        ("affine_rotate_limit", "Affine rotation limit (degrees)", 0.0, 45.0, 1.0,
+         "Small tilts together with the shift and zoom."),
+    )),
+    ("Random crop", (
+        ("crop_p", "Crop probability", 0.0, 1.0, 0.05,
+         "Cut a random window and scale it back up: a zoom-in that hides parts of the scene."),
+        ("crop_scale_min", "Smallest kept area (fraction)", 0.1, 1.0, 0.05,
+         "Lower keeps less of the image, so small objects may vanish from the crop."),
+    )),
+    ("Elastic deformation", (
+        ("elastic_p", "Elastic probability", 0.0, 1.0, 0.05,
+         "Smooth random warps, as soft tissue deforms; the original U-Net paper's favourite."),
+        ("elastic_alpha", "Elastic strength (alpha)", 0.0, 200.0, 5.0,
+         "How far pixels move; too much gives unrealistic shapes."),
+        ("elastic_sigma", "Elastic smoothness (sigma)", 2.0, 20.0, 1.0,
+         "Larger sigma gives broader, smoother warps; small sigma gives jitter."),
+    )),
+    ("Grid distortion", (
+        ("grid_p", "Grid distortion probability", 0.0, 1.0, 0.05,
+         "Stretch the image cell by cell, like lens or scanner distortions."),
+        ("grid_steps", "Grid cells per side", 2, 10, 1,
+         "More cells give more local, wigglier distortions."),
+        ("grid_limit", "Grid distortion limit", 0.0, 0.6, 0.05,
+         "How much each cell may stretch or shrink."),
+    )),
+)
+
+PHOTOMETRIC_CONTROLS: tuple[tuple[str, tuple[tuple[str, str, float, float, float, str], ...]], ...] = (
+    ("Brightness / contrast", (
+        ("brightness_contrast_p", "Brightness/contrast probability", 0.0, 1.0, 0.05,
+         "Scanners and settings differ in overall brightness and contrast."),
+        ("brightness_limit", "Brightness limit (±)", 0.0, 0.5, 0.05,
+         "Largest brightness change, as a fraction of the full range."),
+        ("contrast_limit", "Contrast limit (±)", 0.0, 0.5, 0.05,
+         "Largest contrast change, as a fraction."),
+    )),
+    ("Gamma", (
+        ("gamma_p", "Gamma probability", 0.0, 1.0, 0.05,
+         "Non-linear brightness change: darkens or lifts mid-tones, keeps black and white."),
+        ("gamma_min", "Gamma min (x100)", 50.0, 100.0, 5.0, "Below 100 brightens mid-tones."),
+        ("gamma_max", "Gamma max (x100)", 100.0, 200.0, 5.0, "Above 100 darkens mid-tones."),
+    )),
+    ("Gaussian noise", (
+        ("noise_p", "Noise probability", 0.0, 1.0, 0.05,
+         "Real images are noisy; noise teaches the model not to trust single pixels."),
+        ("noise_std_max", "Noise std max (fraction of range)", 0.0, 0.3, 0.01,
+         "Upper limit of the noise level."),
+    )),
+    ("CLAHE", (
+        ("clahe_p", "CLAHE probability", 0.0, 1.0, 0.05,
+         "Local contrast equalisation, as some viewers and pipelines apply it."),
+        ("clahe_clip", "CLAHE clip limit", 1.0, 8.0, 0.5,
+         "Higher gives stronger local contrast (and more amplified noise)."),
+    )),
+    ("Blur", (
+        ("blur_p", "Blur probability", 0.0, 1.0, 0.05,
+         "Motion and low resolution blur images; the model should still find edges."),
+        ("blur_limit", "Blur kernel max (px)", 3, 15, 2,
+         "Largest Gaussian kernel; larger means blurrier."),
+    )),
+)
+
+
+def _widget_key(field: str) -> str:
+    return PREFIX + field
+
+
+def _init_state(stored: AugmentConfig) -> None:
+    """Give every control its stored value the first time the page is drawn in a visit."""
+    for field in dataclasses.fields(AugmentConfig):
+        key = _widget_key(field.name)
+        if key not in st.session_state:
+            st.session_state[key] = getattr(stored, field.name)
+
+
+def _control_group(groups) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for title, controls in groups:
+        probability_key = _widget_key(controls[0][0])
+        active = float(st.session_state.get(probability_key, 0.0)) > 0
+        with st.expander(f"{'🟢' if active else '⚪'} {title}", expanded=active):
+            for field, label, low, high, step, why in controls:
+                is_int = isinstance(step, int) and isinstance(low, int)
+                kind = int if is_int else float
+                values[field] = st.slider(
+                    label, kind(low), kind(high), step=kind(step), key=_widget_key(field),
+                    help=why, disabled=field != controls[0][0] and not active,
+                )
+    return values
+
+
+def _reroll() -> None:
+    st.session_state[_widget_key("seed")] = int(st.session_state[_widget_key("seed")]) + 1
+
+
+def _reset() -> None:
+    for field in dataclasses.fields(AugmentConfig):
+        st.session_state[_widget_key(field.name)] = getattr(DEMO_CONFIG, field.name)
+
+
+def controls_ui() -> AugmentConfig:
+    """All controls; returns the AugmentConfig they describe (and stores it in session state)."""
+    _init_state(get_augment_config() or DEMO_CONFIG)
+    geometric, photometric = st.columns(2)
+    with geometric:
+        st.markdown("**Geometric** — move image *and* mask")
+        values = _control_group(GEOMETRIC_CONTROLS)
+        values["border_mode"] = st.radio(
+            "Border fill", ("reflect", "constant"), key=_widget_key("border_mode"),
+            horizontal=True, help="What fills the corners a rotation or shift uncovers: a "
+                                  "mirror of the image (reflect) or black (constant).")
+    with photometric:
+        st.markdown("**Photometric** — change the image only")
+        values.update(_control_group(PHOTOMETRIC_CONTROLS))
+    values["seed"] = int(st.session_state[_widget_key("seed")])
+    values = {k: (int(v) if k in ("grid_steps", "blur_limit", "seed") else v)
+              for k, v in values.items()}
+    cfg = AugmentConfig(**values)
+    set_augment_config(cfg)
+    return cfg
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def gallery_image(cfg_json: str, dataset: str, index: int, image_only: bool) -> dict[str, Any]:
+    """The 3x3 gallery as one RGB array plus the transforms applied per tile (cached).
+
+    Args:
+        cfg_json: `AugmentConfig.to_json()` (the cache key; the seed is inside).
+        dataset: bundled dataset name.
+        index: training image index.
+        image_only: show the pitfall (mask left behind).
+    """
+    import json
+
+    from unet_demo.data.bundled import load_split
+
+    cfg = AugmentConfig.from_dict(json.loads(cfg_json))
+    arrays = load_split(dataset, "train")
+    image, mask = arrays.images[index], arrays.masks[index]
+    samples = augment_gallery(cfg, image, mask, GALLERY_SIZE, image_only=image_only)
+    tiles = []
+    for sample in samples:
+        big_image = np.repeat(np.repeat(sample.image, TILE_SCALE, 0), TILE_SCALE, 1)
+        big_mask = np.repeat(np.repeat(sample.mask, TILE_SCALE, 0), TILE_SCALE, 1)
+        tiles.append(draw_outline(to_display_rgb(big_image), big_mask, thickness=2))
+    original = draw_outline(
+        to_display_rgb(np.repeat(np.repeat(image, TILE_SCALE, 0), TILE_SCALE, 1)),
+        np.repeat(np.repeat(mask, TILE_SCALE, 0), TILE_SCALE, 1), thickness=2)
+    return {"grid": image_grid(tiles, columns=3, gap=6), "original": original,
+            "applied": [s.applied for s in samples], "image_id": arrays.ids[index]}
+
+
+def gallery_ui(cfg: AugmentConfig) -> None:
+    """Source image picker, re-roll, pitfall toggle and the seeded 3x3 gallery."""
+    from unet_demo.data.bundled import get_dataset_info, load_split
+
+    dataset = get_dataset()
+    info = get_dataset_info(dataset)
+    count = len(load_split(dataset, "train"))
+    top = st.columns([3, 2, 2, 2])
+    index = top[0].slider(f"Training image ({info.title})", 0, count - 1, 0,
+                          key=PREFIX + "image_index",
+                          help="The image every tile starts from (change the dataset on the "
+                               "Data page).")
+    top[1].number_input("Seed", 0, 2**31 - 1, key=_widget_key("seed"), step=1,
+                        help="Same seed, same gallery: augmentation is random but reproducible.")
+    top[2].button("🎲 Re-roll", on_click=_reroll, width="stretch",
+                  help="New seed, new random draws with the same settings.")
+    top[3].button("↺ Reset", on_click=_reset, width="stretch",
+                  help="Back to a mild default pipeline.")
+    image_only = st.toggle(
+        "Show the pitfall: augment the image only", key=PREFIX + "image_only",
+        help="The seed guide's simple example transforms the image and returns the old mask. "
+             "Turn this on to see the red outline drift off the structure.")
+    result = gallery_image(cfg.to_json(), dataset, int(index), bool(image_only))
+    left, right = st.columns([1, 3])
+    left.image(result["original"], caption=f"original · {result['image_id']}", width="stretch")
+    left.caption("Red = outline of the mask that goes with each image.")
+    if image_only:
+        right.image(result["grid"], width="stretch",
+                    caption="Image augmented, mask NOT: the labels no longer match the pixels.")
+        st.warning("Every geometric change here leaves the mask behind, so the network would "
+                   "learn from wrong labels. Pass image and mask to the same transform call "
+                   "(`transform(image=image, mask=mask)`) as this page does when the toggle "
+                   "is off.")
+    else:
+        right.image(result["grid"], width="stretch",
+                    caption="9 draws: image and mask augmented together.")
+    with st.expander("Which transforms fired on each tile"):
+        for number, applied in enumerate(result["applied"], start=1):
+            st.markdown(f"{number}. {', '.join(applied) or 'nothing (all skipped by chance)'}")
+
+
+def export_ui(cfg: AugmentConfig) -> None:
+    """Python code and YAML of the pipeline, each with a download button."""
+    try:
+        code = augmentation_code(cfg)
+        yaml_text = augmentation_yaml(cfg)
+    except UNetDemoError as error:
+        st.error(str(error))
+        return
+    code_tab, yaml_tab, json_tab = st.tabs(["Python", "YAML (albumentations)", "Config (JSON)"])
+    with code_tab:
+        st.code(code, language="python")
+        st.download_button("Download augmentation.py", code, file_name="augmentation.py",
+                           mime="text/x-python", key=PREFIX + "download_py")
+    with yaml_tab:
+        st.caption("Load with `albumentations.load(path, data_format='yaml')`.")
+        st.code(yaml_text, language="yaml")
+        st.download_button("Download augmentation.yaml", yaml_text, file_name="augmentation.yaml",
+                           mime="application/x-yaml", key=PREFIX + "download_yaml")
+    with json_tab:
+        st.caption("The unet-demo AugmentConfig: what the Train page and the CLI read.")
+        st.code(cfg.to_json(), language="json")
+        st.download_button("Download augment_config.json", cfg.to_json(),
+                           file_name="augment_config.json", mime="application/json",
+                           key=PREFIX + "download_json")
+
+
+def augment_page() -> None:
+    """Draw the Augment page body (the page file sets up the title and disclaimer)."""
+    try:
+        cfg = controls_ui()
+    except UNetDemoError as error:
+        st.error(str(error))
+        return
+    st.divider()
+    try:
+        gallery_ui(cfg)
+    except UNetDemoError as error:
+        st.error(str(error))
+    st.divider()
+    st.subheader("Export")
+    export_ui(cfg)
+    st.caption("This pipeline is kept for the Train page (turn on augmentation there).")
