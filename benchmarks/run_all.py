@@ -1,0 +1,146 @@
+"""Run every benchmark, print each figure beside its goal, and write docs/performance.md.
+
+Each benchmark also leaves its raw figures in benchmarks/results/<name>.json. `--skip` leaves out
+slow parts (the time-to-Dice comparison trains the guide's chapter 8 model for 20 epochs, which
+takes a while on a 2-core CPU); `--reuse` rebuilds the report from the saved JSON files only.
+
+Example:
+    .venv/bin/python benchmarks/run_all.py
+    .venv/bin/python benchmarks/run_all.py --skip time_to_dice
+    .venv/bin/python benchmarks/run_all.py --reuse
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import REPO, RESULTS_DIR, machine_description  # noqa: E402
+
+BENCHMARKS = ("train_throughput", "time_to_dice", "ui_speed", "app_start")
+REPORT = REPO / "docs" / "performance.md"
+
+
+def run_benchmark(name: str) -> None:
+    """Run one benchmark module's main() in this process."""
+    import importlib
+
+    module = importlib.import_module(f"benchmarks.{name}")
+    args = {"train_throughput": ["--presets", "--torch"]}.get(name, [])
+    module.main(args)
+
+
+def load(name: str) -> dict | None:
+    """The saved figures of one benchmark, or None when it has not been run."""
+    path = RESULTS_DIR / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def verdict(ok: bool | None) -> str:
+    """A short pass/fail word for the table."""
+    return "not measured" if ok is None else ("met" if ok else "NOT met")
+
+
+def figure_rows(results: dict[str, dict | None]) -> list[tuple[str, str, str, str]]:
+    """(figure, measured, goal, verdict) rows for the report."""
+    rows = []
+    ttd = results.get("time_to_dice")
+    if ttd and ttd.get("speedup_wall"):
+        rows.append((
+            "Time to Dice (classroom preset vs guide chapter 8, brain_skullstrip)",
+            f"{ttd['speedup_wall']:.1f}x wall ({ttd['speedup_cpu']:.1f}x CPU time) to val Dice "
+            f"{ttd['target_val_dice']:.3f}", ">= 10x", verdict(ttd["speedup_wall"] >= 10)))
+    elif ttd:
+        rows.append(("Time to Dice", "classroom preset did not reach the target", ">= 10x",
+                     verdict(False)))
+    else:
+        rows.append(("Time to Dice", "-", ">= 10x", verdict(None)))
+    tt = results.get("train_throughput")
+    if tt:
+        for model in tt["models"]:
+            share = model["share_of_ceiling"]
+            rows.append((
+                f"Compute efficiency: {model['model']} (batch {model['batch_size']})",
+                f"{model['images_per_s']:.1f} img/s, {model['train_gflops_per_s']:.1f} GFLOP/s = "
+                f"{100 * share:.0f}% of {tt['matmul_gflops']:.0f} GFLOP/s matmul",
+                ">= 45%", verdict(share >= 0.45)))
+        torch = tt.get("torch")
+        if torch:
+            ratio = torch["ratio_ours_over_torch"]
+            rows.append(("Peer: ours vs PyTorch twin (training img/s, same net, same run)",
+                         f"{tt['models'][0]['images_per_s']:.1f} vs {torch['images_per_s']:.1f} "
+                         f"img/s = {ratio:.2f}x", ">= 1.2x", verdict(ratio >= 1.2)))
+        else:
+            rows.append(("Peer: ours vs PyTorch", "-", ">= 1.2x", verdict(None)))
+    ui = results.get("ui_speed")
+    if ui:
+        for row in ui["inference"]:
+            rows.append((f"Inference {row['model']} (256x256 upload)",
+                         f"model {row['model_ms']:.1f} ms, upload-to-overlay "
+                         f"{row['upload_to_overlay_ms']:.0f} ms", "<= 60 ms, <= 1 s",
+                         verdict(row["model_ms"] <= 60 and row["upload_to_overlay_ms"] <= 1000)))
+        gallery = ui["gallery"]
+        rows.append(("Augmentation gallery 3x3 re-roll", f"median {1000 * gallery['median_s']:.0f} "
+                     f"ms (worst {1000 * gallery['max_s']:.0f} ms)", "<= 250 ms",
+                     verdict(gallery["median_s"] <= 0.25)))
+    start = results.get("app_start")
+    if start:
+        rows.append(("App cold start to first paint of home",
+                     f"{start['median_first_paint_s']:.2f} s (server healthy "
+                     f"{start['median_server_healthy_s']:.2f} s)", "<= 3 s",
+                     verdict(start["median_first_paint_s"] <= 3.0)))
+    return rows
+
+
+def write_report(results: dict[str, dict | None]) -> str:
+    """Render docs/performance.md from the results and return its text."""
+    measured = sorted({r["measured_at"] for r in results.values() if r})
+    lines = [
+        "# Performance",
+        "",
+        "Written by `python benchmarks/run_all.py` (raw figures in `benchmarks/results/`).",
+        f"Machine: {machine_description()}; no GPU. Measured: {', '.join(measured) or '-'}.",
+        "Ratios are taken within one run of one script; these machines are noisy.",
+        "",
+        "| figure | measured | goal | verdict |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in figure_rows(results)]
+    ttd = results.get("time_to_dice")
+    if ttd:
+        lines += ["", "## Time to Dice, epoch by epoch", "",
+                  "| recipe | epoch | wall s | CPU s | val Dice |", "|---|---|---|---|---|"]
+        for recipe in ("chapter8", "classroom"):
+            for row in ttd[recipe]["timeline"]:
+                lines.append(f"| {recipe} | {row['epoch']} | {row['wall_s']:.0f} | "
+                             f"{row['cpu_s']:.0f} | {row['val_dice']:.4f} |")
+    lines += ["", "## GPU", "",
+              "Not measured: no accelerator machine was lent to this task.", ""]
+    text = "\n".join(lines)
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmarks (or reuse their saved figures) and write the report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip", nargs="*", default=[], choices=BENCHMARKS)
+    parser.add_argument("--reuse", action="store_true", help="only rebuild the report")
+    args = parser.parse_args(argv)
+    if not args.reuse:
+        for name in BENCHMARKS:
+            if name not in args.skip:
+                print(f"== {name}", flush=True)
+                run_benchmark(name)
+    results = {name: load(name) for name in BENCHMARKS}
+    print()
+    print(write_report(results))
+
+
+if __name__ == "__main__":
+    main()
