@@ -45,7 +45,8 @@ def learn_page() -> None:
         "U-Net in short chapters, each with a link to the page where you can try it, a "
         "glossary, and a quiz with feedback on every answer."
     )
-    concepts_tab, glossary_tab, quiz_tab = st.tabs(["📖 Concepts", "🔤 Glossary", "❓ Quiz"])
+    concepts_tab, glossary_tab, quiz_tab = st.tabs([":material/menu_book: Concepts", ":material/sort_by_alpha: Glossary",
+                                                 ":material/quiz: Quiz"])
     with concepts_tab:
         concepts_ui()
     with glossary_tab:
@@ -68,9 +69,9 @@ def try_it_link(page: str, label: str) -> None:
         >>> try_it_link("pages/3_Build.py", "Build a model")  # doctest: +SKIP
     """
     try:
-        st.page_link(page, label=label, icon="🧪")
+        st.page_link(page, label=label, icon=":material/science:")
     except StreamlitPageNotFoundError:
-        st.caption(f"🧪 Try it: {label} ({learn.TRY_IT_PAGES.get(page, page)} page)")
+        st.caption(f"Try it: {label} ({learn.TRY_IT_PAGES.get(page, page)} page)")
 
 
 def concepts_ui() -> None:
@@ -148,12 +149,12 @@ def quiz_ui() -> None:
         if answer is None:
             continue
         if learn.is_correct(question, answer):
-            st.success(f"Correct. {question.explanation}", icon="✅")
+            st.success(f"Correct. {question.explanation}", icon=":material/check_circle:")
         else:
             st.warning(
                 f"Not quite: the answer is **{question.correct_option}**. "
                 f"{question.explanation}",
-                icon="💡",
+                icon=":material/lightbulb:",
             )
 
     correct, total = learn.score(answers, questions)
