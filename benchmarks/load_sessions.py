@@ -167,6 +167,47 @@ class Server:
         self.log.close()
 
 
+def _cpu_seconds(pid: int, reaped_children: bool = False) -> float:
+    """User+system CPU seconds of one process (0 when it is gone).
+
+    With `reaped_children`, the CPU of its children that already exited is added (renderer
+    processes of closed browser contexts).
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def tree_cpu_seconds(root: int, exclude: int | None = None) -> float:
+    """CPU seconds of `root` and its living descendants (skipping the `exclude` subtree)."""
+    total, stack = 0.0, [root]
+    while stack:
+        pid = stack.pop()
+        if pid == exclude:
+            continue
+        total += _cpu_seconds(pid, reaped_children=True)
+        stack.extend(_children(pid))
+    return total
+
+
 # ---------------------------------------------------------------------------- sessions
 
 
@@ -192,6 +233,8 @@ async def segment_session(browser, base: str, image: Path, index: int, start: as
         await start.wait()
         t_open = time.perf_counter()
         await page.goto(f"{base}/Segment", timeout=timeout_ms)
+        await page.wait_for_selector("[data-testid='stMain']", timeout=timeout_ms)
+        t_shell = time.perf_counter()
         uploader = page.locator("[data-testid='stFileUploader'] input[type='file']")
         await uploader.wait_for(state="attached", timeout=timeout_ms)
         await wait_for_script(page, timeout_ms)
@@ -210,7 +253,8 @@ async def segment_session(browser, base: str, image: Path, index: int, start: as
         t_done = time.perf_counter()
         errors = page.locator(ERROR_SELECTORS)
         record["errors"] = [await errors.nth(i).inner_text() for i in range(await errors.count())]
-        record.update(page_ready_s=t_upload - t_open, segment_s=t_overlay - t_upload,
+        record.update(shell_s=t_shell - t_open, page_ready_s=t_upload - t_open,
+                      segment_s=t_overlay - t_upload, download_s=t_done - t_overlay,
                       session_s=t_done - t_open)
     except Exception as error:  # noqa: BLE001 - a failed session is a finding, not a crash
         record["failure"] = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
@@ -285,6 +329,8 @@ async def drive(args: argparse.Namespace, server: Server, image: Path, expected:
         print(f"single session: upload -> overlay {reference['segment_s']:.2f} s, "
               f"whole session {reference['session_s']:.2f} s (includes loading the model)")
         rss_before = server.rss_mb()
+        server_cpu = _cpu_seconds(server.process.pid)
+        client_cpu = tree_cpu_seconds(os.getpid(), exclude=server.process.pid)
         go = asyncio.Event()
         tasks = [asyncio.create_task(segment_session(browser, server.base, image, i + 1, go,
                                                      timeout_ms))
@@ -295,6 +341,8 @@ async def drive(args: argparse.Namespace, server: Server, image: Path, expected:
         records = await asyncio.gather(*tasks)
         wall = time.perf_counter() - t0
         rss_after = server.rss_mb()
+        server_cpu = _cpu_seconds(server.process.pid) - server_cpu
+        client_cpu = tree_cpu_seconds(os.getpid(), exclude=server.process.pid) - client_cpu
         train_records: list[dict] = []
         if args.train_sessions:
             go = asyncio.Event()
@@ -317,8 +365,10 @@ async def drive(args: argparse.Namespace, server: Server, image: Path, expected:
         "single_session_segment_s": round(reference["segment_s"], 3),
         "wall_s": round(wall, 2),
         "server_rss_mb": [round(rss_before), round(rss_after)],
+        "server_cpu_s": round(server_cpu, 1),
+        "browser_cpu_s": round(client_cpu, 1),
     }
-    for key in ("segment_s", "session_s", "page_ready_s"):
+    for key in ("shell_s", "page_ready_s", "segment_s", "download_s", "session_s"):
         values = [r[key] for r in ok]
         if values:
             result[f"{key}_p50"] = round(statistics.median(values), 3)
