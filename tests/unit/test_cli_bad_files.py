@@ -18,11 +18,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    from tests.tiny_model import TINY_DATASET, make_tiny_bundled_model
+def model_dir() -> Path:
+    from tests.tiny_model import TINY_DATASET, shared_tiny_models_dir
 
-    root = make_tiny_bundled_model(tmp_path_factory.mktemp("models"))
-    return root / TINY_DATASET
+    return shared_tiny_models_dir() / TINY_DATASET  # trained once per test process
 
 
 @pytest.fixture(scope="module")
