@@ -1,0 +1,86 @@
+"""Segment page: a bundled test image and real uploads are segmented; bad files are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.bad_files import bad_file_names, build_bad_file, png_bytes
+from tests.tiny_model import BUNDLED_DIR_ENV, shared_tiny_models_dir
+from unet_demo import DISCLAIMER
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "6_Segment.py")
+
+
+@pytest.fixture
+def app(monkeypatch, tmp_path) -> AppTest:
+    monkeypatch.setenv(BUNDLED_DIR_ENV, str(shared_tiny_models_dir()))
+    monkeypatch.setenv("UNET_DEMO_RUNS_DIR", str(tmp_path / "runs"))
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _lesion_png(size: int = 96) -> bytes:
+    """A grey image with one bright disc, like the synthetic lesions."""
+    rows, cols = np.mgrid[:size, :size]
+    image = np.full((size, size), 60, np.uint8)
+    image[(rows - size // 2) ** 2 + (cols - size // 3) ** 2 < (size // 6) ** 2] = 200
+    return png_bytes(image)
+
+
+def _image_count(at: AppTest) -> int:
+    return sum(len(element.proto.imgs) for element in at.get("image"))
+
+
+def _download_labels(at: AppTest) -> list[str]:
+    return [button.label for button in at.get("download_button")]
+
+
+def test_page_offers_model_uploader_and_samples(app):
+    assert any(DISCLAIMER in c.value for c in app.caption)
+    assert app.selectbox(key="segment.model").value.startswith("Bundled")
+    assert len(app.get("file_uploader")) == 1
+    assert not app.error
+    assert any("Upload one or more images" in i.value for i in app.info)
+
+
+def test_bundled_test_image_is_segmented_with_downloads(app):
+    sample = app.selectbox(key="segment.sample")
+    sample.select(sample.options[1]).run()
+    assert not app.exception, app.exception
+    assert not app.error, [e.value for e in app.error]
+    assert _image_count(app) >= 3  # input, overlay, probability map
+    assert {"Mask (PNG)", "Overlay (PNG)"} <= set(_download_labels(app))
+    assert any(m.label.startswith("area of class 1") for m in app.metric)
+
+
+def test_uploaded_png_is_segmented_and_opacity_does_not_rerun_model(app):
+    app.file_uploader(key="segment.uploader").set_value(
+        ("lesion.png", _lesion_png(), "image/png")).run()
+    assert not app.exception, app.exception
+    assert not app.error, [e.value for e in app.error]
+    assert "Mask (PNG)" in _download_labels(app)
+    cached = dict(app.session_state["segment.results"])
+    assert len(cached) == 1
+    app.slider(key="segment.opacity").set_value(0.9).run()
+    assert dict(app.session_state["segment.results"]).keys() == cached.keys()
+
+
+def test_bad_uploads_are_refused_and_good_file_still_segmented(app):
+    bad_names = bad_file_names()
+    files = [(name, build_bad_file(name)[0], "application/octet-stream") for name in bad_names]
+    files.append(("good.png", _lesion_png(), "image/png"))
+    app.file_uploader(key="segment.uploader").set_value(files).run()
+    assert not app.exception, app.exception
+    assert len(app.error) == len(bad_names), [e.value for e in app.error]
+    for error in app.error:
+        assert "Traceback" not in error.value and len(error.value) > 20
+    assert "Mask (PNG)" in _download_labels(app)
+    summary = app.dataframe[0].value
+    assert list(summary["status"]).count("ok") == 1
+    assert list(summary["status"]).count("refused") == len(bad_names)

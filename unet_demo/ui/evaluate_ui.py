@@ -1,0 +1,417 @@
+"""Evaluate page: how good is a model, where does it fail, and what helps?
+
+Pick a trained run or a bundled model and a data split; the page shows image / truth /
+prediction / overlay / TP-FP-FN error map, a sortable per-image table with the worst cases,
+the spread of per-image Dice, a confusion matrix (multi-class), a threshold explorer with
+Otsu's threshold, post-processing with before/after numbers and flip-TTA uncertainty.
+
+Predictions are cached with ``st.cache_data`` keyed by (model id, dataset, split, TTA) strings;
+arrays are never hashed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from unet_demo.errors import UNetDemoError
+
+SPLITS = ("test", "val", "train")
+MAX_EVAL_IMAGES = 64
+STATE_PREFIX = "evaluate."
+
+
+# --------------------------------------------------------------------------- cached compute
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def split_predictions(model_spec: str, model_id: str, dataset: str, split: str,
+                      tta: bool) -> dict[str, Any]:
+    """Images, masks, ids and probabilities of a split at the model's input size (cached).
+
+    Args:
+        model_spec: "bundled:NAME" or a run folder (what `open_model` accepts).
+        model_id: the handle's id (file digest inside): part of the cache key only.
+        dataset: bundled dataset name.
+        split: "train", "val" or "test".
+        tta: use flip test-time augmentation; adds the per-pixel variance.
+    """
+    from unet_demo.bundled_models import open_model
+    from unet_demo.data.bundled import load_split
+    from unet_demo.data.preprocess import resize_with_pad, to_channels
+    from unet_demo.inference import flip_tta
+
+    del model_id  # only keys the cache
+    handle = open_model(model_spec)
+    arrays = load_split(dataset, split)
+    count = min(len(arrays.ids), MAX_EVAL_IMAGES)
+    height, width, channels = handle.input_shape
+    images = np.asarray(arrays.images[:count], np.float32)
+    masks = np.asarray(arrays.masks[:count])
+    if images.shape[1:3] != (height, width) or images.shape[-1] != channels:
+        images = np.stack([resize_with_pad(to_channels(img, channels), (height, width))
+                           for img in images]).astype(np.float32)
+        masks = np.stack([resize_with_pad(m, (height, width), is_mask=True) for m in masks])
+    predict_fn = handle.predict_fn(batch_size=8)
+    variance = None
+    if tta:
+        result = flip_tta(predict_fn, images)
+        probabilities, variance = result.mean, result.variance
+    else:
+        probabilities = predict_fn(images)
+    return {
+        "images": images,
+        "masks": masks.astype(np.uint8),
+        "ids": list(arrays.ids[:count]),
+        "probabilities": np.asarray(probabilities, np.float32),
+        "variance": variance,
+        "total": len(arrays.ids),
+    }
+
+
+# --------------------------------------------------------------------------- figures
+
+def dice_distribution_figure(rows: list[dict[str, Any]], metric: str = "dice"):
+    """Plotly violin + box + points of a per-image metric; hover shows the image id.
+
+    Args:
+        rows: `unet_demo.evaluation.per_image_metrics` output.
+        metric: which metric to plot.
+    """
+    import plotly.graph_objects as go
+
+    values = [float(r[metric]) for r in rows]
+    figure = go.Figure(go.Violin(
+        y=values, text=[r["id"] for r in rows], name=metric.upper() if len(metric) < 5 else metric,
+        box_visible=True, meanline_visible=True, points="all", hoverinfo="y+text",
+        fillcolor="rgba(0,114,178,0.25)", line_color="#0072b2",
+    ))
+    figure.update_layout(height=320, margin=dict(l=40, r=10, t=30, b=30),
+                         title=f"Per-image {metric} ({len(values)} images)",
+                         yaxis=dict(range=[0, 1.02]) if metric in ("dice", "iou") else {})
+    return figure
+
+
+def threshold_figure(curve, chosen: float, otsu: float | None):
+    """Plotly lines of Dice / precision / recall against the threshold, with markers.
+
+    Args:
+        curve: `unet_demo.evaluation.ThresholdCurve`.
+        chosen: the threshold currently used (dashed line).
+        otsu: Otsu's threshold of the probabilities (dotted line), or None.
+    """
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    colours = {"dice": "#0072b2", "precision": "#e69f00", "recall": "#009e73"}
+    for name, colour in colours.items():
+        figure.add_trace(go.Scatter(x=curve.thresholds, y=getattr(curve, name), mode="lines",
+                                    name=name.capitalize(), line=dict(color=colour, width=2)))
+    best_t, best_v = curve.best("dice")
+    figure.add_trace(go.Scatter(x=[best_t], y=[best_v], mode="markers", name="best Dice",
+                                marker=dict(size=11, color="#0072b2", symbol="star")))
+    figure.add_vline(x=chosen, line_dash="dash", line_color="#555",
+                     annotation_text=f"chosen {chosen:.2f}", annotation_position="top left")
+    if otsu is not None:
+        figure.add_vline(x=otsu, line_dash="dot", line_color="#cc79a7",
+                         annotation_text=f"Otsu {otsu:.2f}", annotation_position="bottom right")
+    figure.update_layout(height=360, margin=dict(l=40, r=10, t=30, b=40),
+                         xaxis_title="threshold (probability >= t is foreground)",
+                         yaxis=dict(title="mean over images", range=[0, 1.02]),
+                         legend=dict(orientation="h", y=-0.25))
+    return figure
+
+
+def confusion_figure(normalised: np.ndarray, counts: np.ndarray, class_names: list[str]):
+    """Plotly heatmap of a row-normalised pixel confusion matrix with counts on hover.
+
+    Args:
+        normalised: rows sum to 1 (true class), columns = predicted class.
+        counts: pixel counts of the same shape.
+        class_names: one name per class.
+    """
+    import plotly.graph_objects as go
+
+    text = [[f"{normalised[i, j]:.2f}" for j in range(len(class_names))]
+            for i in range(len(class_names))]
+    figure = go.Figure(go.Heatmap(
+        z=normalised, x=class_names, y=class_names, text=text, texttemplate="%{text}",
+        customdata=counts, colorscale="Blues", zmin=0, zmax=1,
+        hovertemplate="true %{y}<br>predicted %{x}<br>share %{z:.3f}<br>pixels %{customdata}"
+                      "<extra></extra>",
+    ))
+    figure.update_layout(height=380, margin=dict(l=60, r=10, t=30, b=60),
+                         xaxis_title="predicted class", yaxis_title="true class",
+                         yaxis_autorange="reversed")
+    return figure
+
+
+def uncertainty_figure(variance: np.ndarray):
+    """Plotly heatmap of the flip-TTA per-pixel variance of one image."""
+    import plotly.graph_objects as go
+
+    figure = go.Figure(go.Heatmap(z=variance, colorscale="Magma", zmin=0,
+                                  zmax=max(0.25, float(variance.max())),
+                                  colorbar=dict(title="variance")))
+    figure.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10),
+                         yaxis=dict(autorange="reversed", scaleanchor="x", visible=False),
+                         xaxis=dict(visible=False))
+    return figure
+
+
+# --------------------------------------------------------------------------- widgets
+
+def pick_model(key: str, prefer: str = "runs") -> str | None:
+    """Selectbox of trained runs and bundled models; returns the spec for `open_model`.
+
+    Args:
+        key: widget key.
+        prefer: "runs" (newest run first) or "bundled" (bundled models first).
+    """
+    from unet_demo.bundled_models import list_model_choices
+
+    choices = list_model_choices(prefer)
+    if not choices:
+        st.info(
+            "No model is available yet: no training run has finished and no bundled model is "
+            "installed. Train one on the **Train** page, or install the bundled models with "
+            "`python scripts/train_bundled_models.py`."
+        )
+        return None
+    if all(spec.startswith("bundled:") for _, spec in choices):
+        st.caption("No finished training run yet: the bundled models are listed. Runs you "
+                   "finish on the **Train** page appear here too.")
+    labels = [label for label, _ in choices]
+    remembered = st.session_state.get(STATE_PREFIX + key + ".spec")
+    specs = [spec for _, spec in choices]
+    index = specs.index(remembered) if remembered in specs else 0
+    label = st.selectbox("Model", labels, index=index, key=key,
+                         help="Runs you trained in this app, or a model shipped with it.")
+    spec = specs[labels.index(label)]
+    st.session_state[STATE_PREFIX + key + ".spec"] = spec
+    return spec
+
+
+def postprocess_controls(key: str) -> list[str]:
+    """Checkboxes and radii for the post-processing chain; returns the op strings in order."""
+    ops: list[str] = []
+    cols = st.columns(5)
+    if cols[0].checkbox("Opening", key=f"{key}.open", help="remove specks thinner than the disk"):
+        ops.append(f"opening:{cols[0].number_input('radius', 1, 10, 1, key=f'{key}.open_r')}")
+    if cols[1].checkbox("Closing", key=f"{key}.close", help="close gaps narrower than the disk"):
+        ops.append(f"closing:{cols[1].number_input('radius', 1, 10, 2, key=f'{key}.close_r')}")
+    if cols[2].checkbox("Fill holes", key=f"{key}.fill"):
+        ops.append("fill_holes")
+    if cols[3].checkbox("Remove small", key=f"{key}.small", help="drop blobs up to N pixels"):
+        ops.append(f"remove_small:{cols[3].number_input('N', 1, 5000, 20, key=f'{key}.small_n')}")
+    if cols[4].checkbox("Largest blob", key=f"{key}.largest",
+                        help="keep only the largest connected component of each class"):
+        ops.append("largest_component")
+    return ops
+
+
+# --------------------------------------------------------------------------- page
+
+def evaluate_page() -> None:
+    """Draw the whole Evaluate page (called by pages/5_Evaluate.py)."""
+    from unet_demo.bundled_models import open_model
+    from unet_demo.data.bundled import get_dataset_info
+
+    spec = pick_model("evaluate.model")
+    if spec is None:
+        return
+    try:
+        handle = open_model(spec)
+    except UNetDemoError as error:
+        st.error(str(error))
+        return
+    compatible = [info.name for info in available_datasets() if _compatible(info, handle)]
+    if not compatible:
+        st.error(f"No bundled dataset matches this model ({handle.num_classes} classes, "
+                 f"{handle.input_shape[-1]} channel(s)).")
+        return
+    default = handle.dataset if handle.dataset in compatible else compatible[0]
+    col_data, col_split, col_tta = st.columns([2, 1, 1])
+    dataset = col_data.selectbox("Dataset", compatible, index=compatible.index(default),
+                                 key="evaluate.dataset")
+    split = col_split.selectbox("Split", SPLITS, key="evaluate.split",
+                                help="Judge a model on the test split: it never saw those images.")
+    tta = col_tta.toggle("Flip TTA", key="evaluate.tta",
+                         help="Average predictions over 4 flips; shows where the model is unsure.")
+    info = get_dataset_info(dataset)
+    if dataset != handle.dataset and handle.dataset:
+        st.warning(f"This model was trained on **{handle.dataset}**; scores on **{dataset}** "
+                   "test how it transfers to other data.")
+    with st.spinner(f"Predicting the {split} split..."):
+        try:
+            data = split_predictions(spec, handle.model_id, dataset, split, tta)
+        except UNetDemoError as error:
+            st.error(str(error))
+            return
+    if data["total"] > len(data["ids"]):
+        st.caption(f"Showing the first {len(data['ids'])} of {data['total']} images.")
+    _render_results(data, handle, info)
+
+
+def available_datasets() -> list:
+    """`DatasetInfo` of every bundled dataset whose files are present (others are skipped)."""
+    from unet_demo.data.bundled import DATASET_NAMES, get_dataset_info
+
+    infos = []
+    for name in DATASET_NAMES:
+        try:
+            infos.append(get_dataset_info(name))
+        except UNetDemoError:
+            continue
+    return infos
+
+
+def _compatible(info, handle) -> bool:
+    classes = max(2, int(info.num_classes))
+    model_classes = max(2, int(handle.num_classes))
+    return classes == model_classes and int(info.channels) == int(handle.input_shape[-1])
+
+
+def _render_results(data: dict[str, Any], handle, info) -> None:
+    from unet_demo.evaluation import (
+        confusion_matrix,
+        evaluate_predictions,
+        metrics_table,
+        otsu_threshold,
+        threshold_curve,
+        worst_k,
+    )
+
+    binary = data["probabilities"].shape[-1] == 1
+    threshold = 0.5
+    if binary:
+        threshold = st.slider("Threshold", 0.0, 1.0, 0.5, 0.01, key="evaluate.threshold",
+                              help="A pixel is foreground when its probability is at least this.")
+    st.markdown("**Post-processing** (applied after thresholding)")
+    ops = postprocess_controls("evaluate.pp")
+    raw = evaluate_predictions(data["probabilities"], data["masks"], handle.num_classes,
+                               threshold, ids=data["ids"])
+    result = evaluate_predictions(data["probabilities"], data["masks"], handle.num_classes,
+                                  threshold, ops, ids=data["ids"]) if ops else raw
+    _metric_row(result.mean, raw.mean if ops else None)
+    if ops:
+        _before_after_table(raw.mean, result.mean, ops)
+
+    tabs = st.tabs(["Per-image", "Gallery", "Threshold", "Confusion", "Uncertainty"])
+    with tabs[0]:
+        table = metrics_table(result.rows)
+        st.dataframe(table, width="stretch", hide_index=True,
+                     column_config={"index": None})
+        st.plotly_chart(dice_distribution_figure(result.rows), width="stretch")
+        st.caption("HD95 and ASD are in pixels; empty when a mask or prediction is empty.")
+    with tabs[1]:
+        metric = st.selectbox("Worst cases by", ["dice", "iou", "hd95", "recall", "precision"],
+                              key="evaluate.worst_metric")
+        k = st.slider("How many", 1, min(8, len(result.rows)), min(4, len(result.rows)),
+                      key="evaluate.worst_k")
+        worst = worst_k(result.rows, k, metric)
+        choice = st.selectbox("Or pick an image", ["(worst cases)"] + data["ids"],
+                              key="evaluate.image")
+        indices = worst if choice == "(worst cases)" else [data["ids"].index(choice)]
+        _legend()
+        for index in indices:
+            _image_row(data, result, index, info)
+    with tabs[2]:
+        if binary:
+            curve = threshold_curve(data["probabilities"], data["masks"], 51)
+            otsu = otsu_threshold(data["probabilities"])
+            st.plotly_chart(threshold_figure(curve, threshold, otsu), width="stretch")
+            best_t, best_dice = curve.best("dice")
+            st.caption(f"Best mean Dice {best_dice:.3f} at threshold {best_t:.2f}; Otsu's "
+                       f"threshold on the probabilities is {otsu:.2f}. Choosing the threshold on "
+                       "the test split flatters the score: pick it on 'val'.")
+        else:
+            st.info("Multi-class models take the most likely class (argmax): no threshold.")
+    with tabs[3]:
+        counts, normalised = confusion_matrix(data["masks"], result.predictions,
+                                              max(2, handle.num_classes))
+        names = list(info.class_names) if len(info.class_names) == len(counts) else [
+            str(i) for i in range(len(counts))]
+        st.plotly_chart(confusion_figure(normalised, counts, names), width="stretch")
+        st.caption("Rows are the true class and sum to 1; hover for pixel counts.")
+    with tabs[4]:
+        if data["variance"] is None:
+            st.info("Switch on **Flip TTA** above to see where the model changes its mind when "
+                    "the image is mirrored.")
+        else:
+            mean_var = data["variance"].reshape(len(data["ids"]), -1).mean(axis=1)
+            index = int(np.argmax(mean_var))
+            st.markdown(f"Most uncertain image: **{data['ids'][index]}** "
+                        f"(mean variance {mean_var[index]:.4f})")
+            cols = st.columns(2)
+            cols[0].image(_display(data["images"][index]), caption="image", width="stretch",
+                          clamp=True)
+            with cols[1]:
+                st.plotly_chart(uncertainty_figure(data["variance"][index]), width="stretch")
+
+
+def _metric_row(mean: dict[str, float], before: dict[str, float] | None) -> None:
+    cols = st.columns(4)
+    for col, key in zip(cols, ("dice", "iou", "hd95", "recall"), strict=True):
+        value = mean.get(key, math.nan)
+        delta = None
+        if before is not None and not math.isnan(value) and not math.isnan(before.get(key, math.nan)):
+            delta = f"{value - before[key]:+.3f} after post-processing"
+        col.metric(f"mean {key.upper() if key != 'recall' else 'recall'}",
+                   "n/a" if math.isnan(value) else f"{value:.3f}", delta,
+                   delta_color="inverse" if key == "hd95" else "normal")
+
+
+def _before_after_table(before: dict[str, float], after: dict[str, float],
+                        ops: list[str]) -> None:
+    keys = [key for key in ("dice", "iou", "precision", "recall", "hd95") if key in before]
+    rows = [{"metric": key, "before": before[key], "after": after.get(key, math.nan),
+             "change": after.get(key, math.nan) - before[key]} for key in keys]
+    st.caption("Post-processing: " + " → ".join(ops))
+    st.dataframe(rows, hide_index=True, column_config={
+        name: st.column_config.NumberColumn(format="%.3f") for name in ("before", "after",
+                                                                        "change")})
+
+
+def _legend() -> None:
+    from unet_demo.evaluation import error_legend
+
+    st.caption("Error map: " + " · ".join(f"{name} = {hexcode}" for name, hexcode in
+                                          error_legend()) + " · black = true negative")
+
+
+def _image_row(data: dict[str, Any], result, index: int, info) -> None:
+    from unet_demo.evaluation import error_map
+    from unet_demo.plots import draw_outline, overlay_rgb
+
+    image = _display(data["images"][index])
+    truth = data["masks"][index]
+    prediction = result.predictions[index]
+    row = result.rows[index]
+    st.markdown(f"**{row['id']}** — Dice {row['dice']:.3f}, IoU {row['iou']:.3f}, "
+                f"HD95 {_fmt(row.get('hd95'))} px")
+    cols = st.columns(5)
+    scale = max(1, int(info.num_classes) - 1)
+    cols[0].image(image, caption="image", width="stretch")
+    cols[1].image((truth * (255 // scale)).astype(np.uint8), caption="ground truth",
+                  width="stretch")
+    cols[2].image((prediction * (255 // scale)).astype(np.uint8), caption="prediction",
+                  width="stretch")
+    overlay = draw_outline(overlay_rgb(image, prediction, max(2, int(info.num_classes))), truth)
+    cols[3].image(overlay, caption="prediction (fill), truth (outline)", width="stretch")
+    cols[4].image(error_map(truth, prediction), caption="TP / FP / FN", width="stretch")
+
+
+def _display(image: np.ndarray) -> np.ndarray:
+    array = np.asarray(image, np.float32)
+    if array.shape[-1] == 1:
+        array = array[..., 0]
+    low, high = float(array.min()), float(array.max())
+    return (array - low) / (high - low) if high > low else np.zeros_like(array)
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else f"{float(value):.1f}"

@@ -1,0 +1,384 @@
+"""Segment page: upload images (PNG/JPEG/TIFF/DICOM/NIfTI) and segment them with a model.
+
+Every upload goes through the shared validation path (`unet_demo.data.readers`: bytes are
+sniffed on the server; the browser's file-type filter is only a convenience). A bad file shows
+a friendly error and the other files are still processed. Results are cached per session by
+`unet_demo.models.shared.inference_cache_key` (SHA-256 of the raw bytes + model id + options),
+so moving the opacity slider never re-runs the model.
+
+`process_upload` holds the upload handling without any widget, so tests can call it directly.
+
+Example:
+    >>> # pages/6_Segment.py
+    >>> segment_page()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+from pathlib import PurePosixPath
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from unet_demo.errors import UNetDemoError
+
+logger = logging.getLogger(__name__)
+
+# No ``type=`` filter on the uploader: Streamlit 1.67 enforces it server-side by raising an
+# exception for other names, which would end the script run; every file is instead judged by
+# its bytes in `process_upload` and refused with a message.
+SAMPLE_KEY = "segment.sample"
+RESULT_CACHE_KEY = "segment.results"
+PROBE_CACHE_KEY = "segment.probes"
+VOLUME_CACHE_KEY = "segment.volumes"
+MAX_CACHED_RESULTS = 24
+NO_SAMPLE = "(none)"
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentOptions:
+    """What changes a segmentation result (and therefore its cache key).
+
+    Attributes:
+        threshold: foreground cut for sigmoid models.
+        tta: flip test-time augmentation (adds an uncertainty map).
+        postprocess: clean-up operations (see `unet_demo.postprocess`).
+        plane: NIfTI slicing plane.
+        slice_index: NIfTI slice (None = middle).
+        window: DICOM (center, width) window, None = automatic min-max.
+    """
+
+    threshold: float = 0.5
+    tta: bool = False
+    postprocess: tuple[str, ...] = ()
+    plane: str = "axial"
+    slice_index: int | None = None
+    window: tuple[float, float] | None = None
+
+    def key_dict(self) -> dict[str, Any]:
+        """The options as a JSON-ready dict for `inference_cache_key`."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class UploadOutcome:
+    """One processed file: the decoded image and its segmentation, or the error message."""
+
+    name: str
+    loaded: Any = None
+    result: Any = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the file was segmented."""
+        return self.error is None
+
+
+def process_upload(data: bytes, name: str, handle: Any, options: SegmentOptions) -> UploadOutcome:
+    """Validate, decode and segment one uploaded file; never raises for a bad file.
+
+    Args:
+        data: raw bytes of the upload.
+        name: file name as uploaded (only used in messages).
+        handle: `unet_demo.bundled_models.ModelHandle`.
+        options: threshold, TTA, post-processing, NIfTI plane/slice, DICOM window.
+
+    Example:
+        >>> outcome = process_upload(b"not an image", "x.png", handle, SegmentOptions())  # doctest: +SKIP
+        >>> outcome.ok  # doctest: +SKIP
+        False
+    """
+    from unet_demo.data.readers import read_image_bytes
+    from unet_demo.segmentation import segment_array
+
+    try:
+        loaded = read_image_bytes(data, name, plane=options.plane,
+                                  slice_index=options.slice_index, window=options.window)
+        result = segment_array(
+            handle.predict_fn(), loaded.pixels, input_shape=handle.input_shape,
+            num_classes=handle.num_classes, threshold=options.threshold, tta=options.tta,
+            postprocess_ops=options.postprocess, fingerprint=handle.fingerprint,
+            spacing=loaded.meta.get("pixel_spacing"), normalise=options.window is None,
+            normalization=getattr(handle, "normalization", "minmax"),
+        )
+    except UNetDemoError as error:
+        return UploadOutcome(name=name, error=str(error))
+    except Exception as error:  # noqa: BLE001 - a hostile file must never show a traceback
+        logger.exception("unexpected failure segmenting %r", name)
+        return UploadOutcome(name=name, error=(
+            f"'{name}' could not be segmented ({type(error).__name__}). The file may be "
+            "damaged or unusual; try exporting it again as PNG, TIFF, DICOM or NIfTI."))
+    # Keep cached results small: the whole volume is re-read only when asked for.
+    loaded.volume = None
+    loaded.meta.pop("volume", None)
+    return UploadOutcome(name=name, loaded=loaded, result=result)
+
+
+def cached_process(data: bytes, name: str, handle: Any, options: SegmentOptions) -> UploadOutcome:
+    """`process_upload` with a per-session cache keyed by `inference_cache_key`."""
+    from unet_demo.models.shared import inference_cache_key
+
+    key = inference_cache_key(data, handle.model_id, options.key_dict())
+    cache: dict[str, UploadOutcome] = st.session_state.setdefault(RESULT_CACHE_KEY, {})
+    if key not in cache:
+        while len(cache) >= MAX_CACHED_RESULTS:
+            cache.pop(next(iter(cache)))
+        cache[key] = process_upload(data, name, handle, options)
+    return cache[key]
+
+
+def sample_images(channels: int = 1, first: str = "") -> dict[str, tuple[str, bytes]]:
+    """Bundled test images as PNG bytes, label -> (file name, bytes), for trying the page.
+
+    They go through exactly the same path as an upload.
+
+    Args:
+        channels: only datasets with this channel count.
+        first: dataset to list first (the model's own).
+
+    Example:
+        >>> list(sample_images())[:1]  # doctest: +SKIP
+        ['Synthetic lesions: test_000']
+    """
+    from unet_demo.data.bundled import load_split
+    from unet_demo.segmentation import rgb_png_bytes
+    from unet_demo.ui.evaluate_ui import available_datasets
+
+    infos = sorted(available_datasets(), key=lambda info: info.name != first)
+    samples = {}
+    for info in infos:
+        if int(info.channels) != int(channels):
+            continue
+        try:
+            split = load_split(info.name, "test")
+        except UNetDemoError:
+            continue
+        for position in range(min(2, len(split.ids))):
+            image = np.asarray(split.images[position], np.float32)
+            rgb = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
+            ident = split.ids[position]
+            samples[f"{info.title}: {ident}"] = (f"{info.name}_{ident}.png", rgb_png_bytes(rgb))
+    return samples
+
+
+# --------------------------------------------------------------------------- page
+
+def segment_page() -> None:
+    """Draw the whole Segment page (called by pages/6_Segment.py)."""
+    from unet_demo.bundled_models import open_model
+    from unet_demo.ui.evaluate_ui import pick_model, postprocess_controls
+
+    spec = pick_model("segment.model", prefer="bundled")
+    if spec is None:
+        return
+    try:
+        with st.spinner("Loading the model..."):
+            handle = open_model(spec)
+    except UNetDemoError as error:
+        st.error(str(error))
+        return
+    st.caption(f"Model input {handle.input_shape[0]}x{handle.input_shape[1]}x"
+               f"{handle.input_shape[2]}, {max(2, handle.num_classes)} classes. "
+               "Images of any size are scaled to fit and the mask is mapped back.")
+    uploads = st.file_uploader(
+        "Images (PNG, JPEG, TIFF, DICOM, NIfTI .nii/.nii.gz)", accept_multiple_files=True, key="segment.uploader",
+        help="Files are checked by their content, not their name. Nothing is stored.",
+    )
+    files = [(upload.name, upload.getvalue()) for upload in uploads or []]
+    if not files:
+        samples = sample_images(handle.input_shape[-1], handle.dataset)
+        if samples:
+            chosen = st.selectbox("...or try a bundled test image", [NO_SAMPLE, *samples],
+                                  key=SAMPLE_KEY)
+            if chosen != NO_SAMPLE:
+                files = [samples[chosen]]
+    if not files:
+        st.info("Upload one or more images to segment them.")
+        return
+    col_t, col_tta, col_opacity = st.columns(3)
+    threshold = 0.5
+    if handle.num_classes <= 1:
+        threshold = col_t.slider("Threshold", 0.0, 1.0, 0.5, 0.01, key="segment.threshold")
+    tta = col_tta.toggle("Flip TTA (uncertainty)", key="segment.tta")
+    opacity = col_opacity.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key="segment.opacity")
+    with st.expander("Post-processing"):
+        ops = postprocess_controls("segment.pp")
+    base = SegmentOptions(threshold=threshold, tta=tta, postprocess=tuple(ops))
+    summary = []
+    for position, (name, data) in enumerate(files):
+        st.divider()
+        st.subheader(name)
+        options = _file_options(name, data, base, position)
+        with st.spinner(f"Segmenting {name}..."):
+            outcome = cached_process(data, name, handle, options)
+        if not outcome.ok:
+            st.error(outcome.error)
+            summary.append({"file": name, "status": "refused", "detail": outcome.error})
+            continue
+        summary.append(_show_outcome(outcome, data, handle, options, opacity, position))
+    if len(files) > 1:
+        st.divider()
+        st.subheader("Summary")
+        ok = sum(row["status"] == "ok" for row in summary)
+        st.caption(f"{ok} of {len(files)} file(s) segmented.")
+        st.dataframe(summary, width="stretch", hide_index=True)
+
+
+def _probe(data: bytes, name: str) -> dict[str, Any] | None:
+    """Slice counts and DICOM facts of a file, cached by the SHA-256 of its bytes."""
+    from unet_demo.data.readers import read_image_bytes
+
+    key = hashlib.sha256(data).hexdigest()
+    probes: dict[str, Any] = st.session_state.setdefault(PROBE_CACHE_KEY, {})
+    if key not in probes:
+        try:
+            meta = read_image_bytes(data, name).meta
+            probes[key] = {k: meta.get(k) for k in ("num_slices", "window_presets", "units")}
+        except UNetDemoError:
+            probes[key] = None  # process_upload reports the problem
+    return probes[key]
+
+
+def _file_options(name: str, data: bytes, base: SegmentOptions, position: int) -> SegmentOptions:
+    """Per-file controls: NIfTI plane and slice, DICOM window preset."""
+    from unet_demo.data.readers import CT_WINDOW_PRESETS, PLANES
+    from unet_demo.data.validation import sniff_format
+
+    kind = sniff_format(data)
+    if kind not in ("nifti", "dicom"):
+        return base
+    probe = _probe(data, name)
+    if probe is None:
+        return base
+    if kind == "nifti" and probe.get("num_slices"):
+        cols = st.columns(2)
+        plane = cols[0].radio("Plane", list(PLANES), horizontal=True,
+                              key=f"segment.plane.{position}")
+        count = int(probe["num_slices"][plane])
+        index = cols[1].slider("Slice", 0, max(0, count - 1), count // 2,
+                               key=f"segment.slice.{position}.{plane}") if count > 1 else 0
+        return dataclasses.replace(base, plane=plane, slice_index=index)
+    if kind == "dicom":
+        presets: dict[str, Any] = {"automatic (min-max)": None}
+        presets.update({f"file: {k}": v for k, v in (probe.get("window_presets") or {}).items()})
+        if probe.get("units") == "HU":
+            presets.update({f"CT {k}": v for k, v in CT_WINDOW_PRESETS.items()})
+        choice = st.selectbox("Window", list(presets), key=f"segment.window.{position}",
+                              help="Which intensity range (center, width) to feed to the model.")
+        window = presets[choice]
+        return dataclasses.replace(base, window=tuple(window) if window else None)
+    return base
+
+
+def _show_outcome(outcome: UploadOutcome, data: bytes, handle, options: SegmentOptions,
+                  opacity: float, position: int) -> dict[str, Any]:
+    from unet_demo.plots import overlay_rgb, to_display_rgb
+    from unet_demo.segmentation import mask_png_bytes, rgb_png_bytes
+
+    loaded, result = outcome.loaded, outcome.result
+    for warning in result.warnings:
+        st.warning(f"Out of distribution? {warning}")
+    for note in loaded.meta.get("notes", []):
+        st.caption(note)
+    image = to_display_rgb(loaded.pixels)
+    overlay = overlay_rgb(image, result.labels, max(2, handle.num_classes), opacity=opacity)
+    cols = st.columns(3)
+    cols[0].image(image, caption=f"input ({loaded.meta.get('format', loaded.kind)})",
+                  width="stretch")
+    cols[1].image(overlay, caption="overlay", width="stretch", alt=f"overlay of {outcome.name}")
+    cols[2].image(result.foreground_probability(), caption="probability of foreground",
+                  width="stretch", clamp=True)
+    if result.uncertainty is not None:
+        from unet_demo.ui.evaluate_ui import uncertainty_figure
+
+        st.plotly_chart(uncertainty_figure(result.uncertainty), width="stretch",
+                        key=f"segment.unc.{position}")
+        st.caption("Flip-TTA variance: bright where the mirrored predictions disagree.")
+    row: dict[str, Any] = {"file": outcome.name, "status": "ok",
+                           "size": f"{loaded.pixels.shape[1]}x{loaded.pixels.shape[0]}"}
+    metric_cols = st.columns(max(1, len(result.area_pixels)) + 1)
+    for col, (label, pixels) in zip(metric_cols, result.area_pixels.items(), strict=False):
+        area = f"{pixels} px"
+        if result.area_mm2:
+            area += f" = {result.area_mm2[label]:.1f} mm²"
+        col.metric(f"area of class {label}", area)
+        row[f"class {label} px"] = pixels
+        if result.area_mm2:
+            row[f"class {label} mm²"] = round(result.area_mm2[label], 2)
+    if not result.area_mm2:
+        metric_cols[-1].caption("Pixel size unknown (PNG/JPEG/TIFF): areas in pixels only.")
+    row["warnings"] = len(result.warnings)
+    stem = _stem(outcome.name)
+    buttons = st.columns(3)
+    buttons[0].download_button("Mask (PNG)", mask_png_bytes(result.labels, handle.num_classes),
+                               file_name=f"{stem}_mask.png", mime="image/png",
+                               key=f"segment.dl_mask.{position}", on_click="ignore")
+    buttons[1].download_button("Overlay (PNG)", rgb_png_bytes(overlay),
+                               file_name=f"{stem}_overlay.png", mime="image/png",
+                               key=f"segment.dl_overlay.{position}", on_click="ignore")
+    if loaded.kind == "nifti":
+        with buttons[2]:
+            _nifti_volume_section(data, outcome.name, handle, options, position, row)
+    return row
+
+
+def _nifti_volume_section(data: bytes, name: str, handle, options: SegmentOptions,
+                          position: int, row: dict[str, Any]) -> None:
+    """Button to segment every slice; then volume in mm³ and a NIfTI mask download."""
+    from unet_demo.models.shared import inference_cache_key
+
+    key = inference_cache_key(data, handle.model_id, {**options.key_dict(), "volume": True,
+                                                      "slice_index": None})
+    volumes: dict[str, Any] = st.session_state.setdefault(VOLUME_CACHE_KEY, {})
+    if key not in volumes:
+        if st.button("Segment all slices", key=f"segment.volume.{position}",
+                     help="Runs the model on every slice of the chosen plane; then the mask "
+                          "can be downloaded as NIfTI."):
+            volumes[key] = _segment_whole_volume(data, name, handle, options)
+        else:
+            return
+    outcome = volumes[key]
+    if isinstance(outcome, str):
+        st.error(outcome)
+        return
+    nifti_bytes, mm3 = outcome
+    if mm3:
+        text = ", ".join(f"class {c}: {v / 1000:.1f} cm³" for c, v in mm3.items())
+        st.caption(f"Volume: {text}")
+        row.update({f"class {c} mm³": round(v, 1) for c, v in mm3.items()})
+    st.download_button("Mask (NIfTI)", nifti_bytes, file_name=f"{_stem(name)}_mask.nii.gz",
+                       mime="application/gzip", key=f"segment.dl_nifti.{position}",
+                       on_click="ignore")
+
+
+def _segment_whole_volume(data: bytes, name: str, handle, options: SegmentOptions):
+    from unet_demo.data.readers import read_image_bytes
+    from unet_demo.segmentation import nifti_mask_bytes, segment_volume
+
+    try:
+        loaded = read_image_bytes(data, name)
+        bar = st.progress(0.0, text="Segmenting slices...")
+        labels, mm3 = segment_volume(
+            handle.predict_fn(), loaded.volume, plane=options.plane,
+            input_shape=handle.input_shape, num_classes=handle.num_classes,
+            threshold=options.threshold, tta=options.tta, postprocess_ops=options.postprocess,
+            zooms=loaded.meta.get("voxel_size"),
+            progress=lambda done, total: bar.progress(done / total, text=f"slice {done}/{total}"),
+        )
+        bar.empty()
+        return nifti_mask_bytes(labels, data, name), mm3
+    except UNetDemoError as error:
+        return str(error)
+
+
+def _stem(name: str) -> str:
+    base = PurePosixPath(name).name
+    for suffix in (".nii.gz", ".nii", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".gz"):
+        if base.lower().endswith(suffix):
+            return base[: -len(suffix)] or "image"
+    return base or "image"
