@@ -1,0 +1,153 @@
+"""``python -m unet_demo predict``: segment image files with a bundled or trained model.
+
+Writes one mask per input into ``--out``: ``<name>_mask.png`` for 2-D images (0/255 for binary
+models, label numbers for multi-class) and ``<name>_mask.nii.gz`` for NIfTI volumes (every
+slice segmented, original affine kept). A bad file is reported and skipped; the others are
+still processed and the exit code is 2 when any file failed.
+
+Example:
+    $ python -m unet_demo predict --model bundled:nuclei --input cells.png --out masks/ --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from unet_demo.errors import UNetDemoError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``predict`` sub-command."""
+    parser = subparsers.add_parser(
+        "predict",
+        help="segment image files (PNG/JPEG/TIFF/DICOM/NIfTI) with a model",
+        description=__doc__.splitlines()[0],
+    )
+    parser.add_argument("--model", required=True,
+                        help="'bundled:NAME', a run folder with model.keras, or a .keras file")
+    parser.add_argument("--input", required=True, nargs="+", type=Path, metavar="FILE",
+                        help="one or more image files")
+    parser.add_argument("--out", required=True, type=Path, help="folder for the masks")
+    parser.add_argument("--threshold", type=float, default=0.5,
+                        help="foreground probability cut for binary models (default 0.5)")
+    parser.add_argument("--tta", action="store_true",
+                        help="average the four flips (test-time augmentation)")
+    parser.add_argument("--postprocess", nargs="*", default=[], metavar="OP",
+                        help="clean-up operations, e.g. fill_holes largest_component opening:1")
+    parser.add_argument("--plane", default="axial", choices=("axial", "coronal", "sagittal"),
+                        help="slicing plane for NIfTI volumes (default axial)")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary to stdout")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Segment every input; return 0 when all succeeded, 2 when any file was refused."""
+    from unet_demo.bundled_models import open_model
+    from unet_demo.postprocess import parse_op
+
+    if not 0.0 <= args.threshold <= 1.0:
+        raise UNetDemoError(f"--threshold must be between 0 and 1. Received: {args.threshold}.")
+    for op in args.postprocess:
+        parse_op(op)
+    handle = open_model(args.model)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UNetDemoError(f"Cannot create the output folder {args.out}: {error}.") from None
+    results = []
+    for path in args.input:
+        try:
+            results.append({"input": str(path), "ok": True,
+                            **predict_file(handle, path, args)})
+        except UNetDemoError as error:
+            results.append({"input": str(path), "ok": False, "error": str(error)})
+            print(f"error: {error}", file=sys.stderr)
+    failures = sum(not r["ok"] for r in results)
+    if args.json:
+        print(json.dumps({"model": handle.model_id, "files": results, "failed": failures},
+                         indent=2))
+    else:
+        for result in results:
+            if result["ok"]:
+                area = result.get("area_mm2") or result.get("volume_mm3")
+                unit = " mm²" if result.get("area_mm2") else " mm³" if area else ""
+                extra = f" ({_fmt_areas(area)}{unit})" if area else ""
+                print(f"{result['input']} -> {result['output']}: "
+                      f"{_fmt_areas(result['foreground_pixels'])} px{extra}")
+                for warning in result["warnings"]:
+                    print(f"  warning: {warning}")
+        print(f"{len(results) - failures} of {len(results)} file(s) segmented; "
+              "education and research only, not for diagnosis.")
+    return 2 if failures else 0
+
+
+def predict_file(handle: Any, path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Segment one file and write its mask; return a JSON-ready summary."""
+    from unet_demo.data.readers import read_image_bytes
+    from unet_demo.segmentation import (
+        mask_png_bytes,
+        nifti_mask_bytes,
+        segment_array,
+        segment_volume,
+    )
+
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise UNetDemoError(f"Cannot read '{path}': {error.strerror or error}.") from None
+    loaded = read_image_bytes(data, path.name)
+    stem = _stem(path.name)
+    options = {
+        "input_shape": handle.input_shape,
+        "num_classes": handle.num_classes,
+        "threshold": args.threshold,
+        "tta": args.tta,
+        "postprocess_ops": args.postprocess,
+    }
+    if loaded.kind == "nifti" and loaded.volume is not None:
+        labels, volumes = segment_volume(handle.predict_fn(), loaded.volume, plane=args.plane,
+                                         zooms=loaded.meta.get("voxel_size"), **options)
+        output = args.out / f"{stem}_mask.nii.gz"
+        output.write_bytes(nifti_mask_bytes(labels, data, path.name))
+        counts = {str(c): int((labels == c).sum()) for c in _classes(handle.num_classes)}
+        return {"output": str(output), "kind": loaded.kind, "shape": list(labels.shape),
+                "foreground_pixels": counts,
+                "volume_mm3": {str(c): v for c, v in volumes.items()} if volumes else None,
+                "warnings": []}
+    result = segment_array(handle.predict_fn(), loaded.pixels, fingerprint=handle.fingerprint,
+                           spacing=loaded.meta.get("pixel_spacing"), **options)
+    output = args.out / f"{stem}_mask.png"
+    output.write_bytes(mask_png_bytes(result.labels, handle.num_classes))
+    return {
+        "output": str(output),
+        "kind": loaded.kind,
+        "shape": list(result.labels.shape),
+        "foreground_pixels": {str(c): n for c, n in result.area_pixels.items()},
+        "area_mm2": {str(c): a for c, a in result.area_mm2.items()} if result.area_mm2 else None,
+        "warnings": result.warnings,
+    }
+
+
+def _classes(num_classes: int) -> list[int]:
+    from unet_demo.evaluation import foreground_classes
+
+    return foreground_classes(num_classes)
+
+
+def _stem(name: str) -> str:
+    lowered = name.lower()
+    for suffix in (".nii.gz", ".tiff", ".tif", ".jpeg", ".jpg", ".png", ".dcm", ".nii", ".gz"):
+        if lowered.endswith(suffix):
+            return name[: -len(suffix)] or "image"
+    return Path(name).stem or "image"
+
+
+def _fmt_areas(values: dict[Any, Any] | None) -> str:
+    if not values:
+        return "0"
+    parts = [f"{v:.1f}" if isinstance(v, float) else str(v) for v in values.values()]
+    return "/".join(parts)
