@@ -119,7 +119,8 @@ def predict_file(handle: Any, path: Path, args: argparse.Namespace) -> dict[str,
                 "volume_mm3": {str(c): v for c, v in volumes.items()} if volumes else None,
                 "warnings": []}
     result = segment_array(handle.predict_fn(), loaded.pixels, fingerprint=handle.fingerprint,
-                           spacing=loaded.meta.get("pixel_spacing"), **options)
+                           spacing=loaded.meta.get("pixel_spacing"),
+                           normalization=handle.normalization, **options)
     output = args.out / f"{stem}_mask.png"
     output.write_bytes(mask_png_bytes(result.labels, handle.num_classes))
     return {
