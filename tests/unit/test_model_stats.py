@@ -169,3 +169,26 @@ def test_to_dict_is_json_ready() -> None:
     data = architecture_stats(UNetConfig(input_height=32, input_width=32, depth=1)).to_dict()
     assert json.loads(json.dumps(data))["levels"][0]["level"] == 0
     assert format_bytes(512) == "512 B" and format_bytes(2048) == "2.0 KiB"
+
+
+def test_layer_flops_formulas_for_each_layer_kind() -> None:
+    from unet_demo.models.stats import layer_flops
+
+    layers = keras.layers
+    image = keras.Input((8, 8, 4))
+    conv = layers.Conv2D(6, 3, padding="same", use_bias=False)
+    transpose = layers.Conv2DTranspose(2, 2, strides=2, use_bias=False)
+    depthwise = layers.DepthwiseConv2D(3, padding="same", use_bias=False)
+    separable = layers.SeparableConv2D(5, 3, padding="same", use_bias=False)
+    dense = layers.Dense(3, use_bias=False)
+    norm = layers.BatchNormalization()
+    pool = layers.MaxPooling2D(2)
+    for layer in (conv, transpose, depthwise, separable, dense, norm, pool):
+        layer(image)
+    assert layer_flops(conv) == 2 * 64 * 6 * 9 * 4
+    assert layer_flops(transpose) == 2 * 64 * 4 * 4 * 2  # every input pixel feeds a 2x2 patch
+    assert layer_flops(depthwise) == 2 * 64 * 4 * 9
+    assert layer_flops(separable) == 2 * (64 * 4 * 9 + 64 * 4 * 5)
+    assert layer_flops(dense) == 2 * 64 * 4 * 3
+    assert layer_flops(norm) == 2 * 64 * 4
+    assert layer_flops(pool) == 16 * 4 * 4
