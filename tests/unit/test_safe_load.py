@@ -312,3 +312,24 @@ def test_weights_that_do_not_fit_the_config_give_a_clear_error(good_file, tmp_pa
                    extra={"model.weights.h5": foreign_weights})
     with pytest.raises(UNetDemoError, match="could not rebuild"):
         load_model_file(data)
+
+
+def test_mutated_model_files_are_loaded_or_refused_never_crash(good_file):
+    """Random truncations and byte flips: a model or a UNetDemoError, never another exception."""
+    original = good_file.read_bytes()
+    rng = np.random.default_rng(7)
+    outcomes = {"loaded": 0, "refused": 0}
+    for trial in range(30):
+        data = bytearray(original)
+        if trial % 3 == 0:
+            data = data[: int(rng.integers(1, len(data)))]
+        else:
+            for _ in range(int(rng.integers(1, 6))):
+                data[int(rng.integers(0, len(data)))] = int(rng.integers(0, 256))
+        try:
+            load_model_file(bytes(data))
+            outcomes["loaded"] += 1
+        except UNetDemoError as error:
+            assert str(error) and "Traceback" not in str(error)
+            outcomes["refused"] += 1
+    assert outcomes["refused"] >= 10, outcomes
