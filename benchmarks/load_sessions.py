@@ -271,8 +271,13 @@ async def segment_session(browser, base: str, image: Path, index: int, start: as
 
 
 async def train_session(browser, base: str, index: int, start: asyncio.Event,
-                        timeout_ms: int) -> dict:
-    """One user presses "Start training" on the Train page; report what the page answers."""
+                        timeout_ms: int, ready: list[int], answered: list[int],
+                        everyone: int, all_answered: asyncio.Event) -> dict:
+    """One user presses "Start training" on the Train page; report what the page answers.
+
+    A started run is stopped again only after every session has answered, so no slot frees
+    up while others are still asking.
+    """
     context = await browser.new_context(viewport={"width": 1300, "height": 900})
     page = await context.new_page()
     record: dict = {"session": index}
@@ -281,10 +286,12 @@ async def train_session(browser, base: str, index: int, start: asyncio.Event,
         await wait_for_script(page, timeout_ms)
         button = page.get_by_role("button", name="Start training")
         await button.wait_for(timeout=timeout_ms)
+        ready.append(index)
         await start.wait()
         await button.click()
-        busy = page.get_by_text("Busy", exact=False)
-        started = page.get_by_role("button", name="Stop")
+        # The page answers with a notice: "Started run <id>." or "Busy: <why>".
+        busy = page.get_by_text("Busy:", exact=False)
+        started = page.get_by_text("Started run", exact=False)
         deadline = time.perf_counter() + timeout_ms / 1000
         while time.perf_counter() < deadline:
             if await busy.count():
@@ -299,10 +306,23 @@ async def train_session(browser, base: str, index: int, start: asyncio.Event,
             record["answer"] = "no answer"
         errors = page.locator(ERROR_SELECTORS)
         record["errors"] = [await errors.nth(i).inner_text() for i in range(await errors.count())]
+        answered.append(index)
+        if len(answered) == everyone:
+            all_answered.set()
+        await asyncio.wait_for(all_answered.wait(), timeout_ms / 1000)
         if record["answer"] == "started":  # free the slot again; the count is what we measure
-            await started.first.click()
+            stop = page.get_by_role("button", name="Stop")
+            await page.wait_for_function(
+                "() => [...document.querySelectorAll('button')].some("
+                "b => b.innerText.trim() === 'Stop' && !b.disabled)", timeout=timeout_ms)
+            await stop.first.click()
+            await asyncio.sleep(2.0)
     except Exception as error:  # noqa: BLE001
         record["failure"] = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+        if index not in answered:
+            answered.append(index)
+            if len(answered) == everyone:
+                all_answered.set()
     finally:
         await context.close()
     return record
@@ -345,10 +365,18 @@ async def drive(args: argparse.Namespace, server: Server, image: Path, expected:
         client_cpu = tree_cpu_seconds(os.getpid(), exclude=server.process.pid) - client_cpu
         train_records: list[dict] = []
         if args.train_sessions:
-            go = asyncio.Event()
-            tasks = [asyncio.create_task(train_session(browser, server.base, i, go, timeout_ms))
+            go, all_answered = asyncio.Event(), asyncio.Event()
+            ready: list[int] = []
+            answered: list[int] = []
+            tasks = [asyncio.create_task(train_session(browser, server.base, i, go, timeout_ms,
+                                                       ready, answered, args.train_sessions,
+                                                       all_answered))
                      for i in range(args.train_sessions)]
-            await asyncio.sleep(float(args.train_sessions))
+            # Press every Start button at the same moment, once all pages show it.
+            deadline = time.perf_counter() + args.timeout
+            while (time.perf_counter() < deadline and len(ready) < len(tasks)
+                   and not any(task.done() for task in tasks)):
+                await asyncio.sleep(0.5)
             go.set()
             train_records = await asyncio.gather(*tasks)
         await browser.close()
@@ -376,7 +404,12 @@ async def drive(args: argparse.Namespace, server: Server, image: Path, expected:
             result[f"{key}_max"] = round(max(values), 3)
     if args.train_sessions:
         answers = [r.get("answer", "failure") for r in train_records]
+        from unet_demo.settings import max_concurrent_jobs
+
+        if args.max_jobs is not None:
+            os.environ["UNET_DEMO_MAX_JOBS"] = str(args.max_jobs)
         result["train"] = {
+            "cap": max_concurrent_jobs(),
             "sessions": args.train_sessions,
             "started": answers.count("started"),
             "busy": answers.count("busy"),
@@ -420,6 +453,10 @@ def main(argv: list[str] | None = None) -> int:
     good = (result["completed"] == args.sessions
             and result["masks_identical_to_single_session"] == args.sessions
             and result["error_boxes"] == 0)
+    if "train" in result:
+        train = result["train"]
+        good = good and not train["other"] and train["started"] <= train["cap"] and (
+            train["started"] + train["busy"] == train["sessions"])
     return 0 if good else 1
 
 
