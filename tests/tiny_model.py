@@ -50,8 +50,9 @@ def make_tiny_bundled_model(
 
     from unet_demo.config import UNetConfig
     from unet_demo.data.bundled import load_split
+    from unet_demo.data.preprocess import normalize
     from unet_demo.models.builder import build_unet
-    from unet_demo.ood import fingerprint, save_fingerprint
+    from unet_demo.ood import model_fingerprint, save_fingerprint
 
     keras.utils.set_random_seed(0)
     train = load_split(dataset, "train")
@@ -65,7 +66,8 @@ def make_tiny_bundled_model(
 
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=bce_dice)
     count = len(train.images) if num_images <= 0 else num_images
-    images = np.asarray(train.images[:count], np.float32)
+    # Normalised per image like the training engine and the app do ("minmax").
+    images = np.stack([normalize(image, "minmax") for image in train.images[:count]])
     masks = (np.asarray(train.masks[:count]) > 0).astype(np.float32)[..., None]
     model.fit(images, masks, epochs=epochs, batch_size=8, verbose=0)
     folder = Path(root) / dataset
@@ -75,7 +77,7 @@ def make_tiny_bundled_model(
             "config": cfg.to_dict(), "data": {"dataset": dataset, "normalization": "minmax"},
             "seed": 0, "epochs": epochs}
     (folder / "card.json").write_text(json.dumps(card))
-    save_fingerprint(fingerprint(train.images), folder / "fingerprint.json")
+    save_fingerprint(model_fingerprint(train.images, "minmax"), folder / "fingerprint.json")
     return Path(root)
 
 

@@ -75,6 +75,28 @@ def fingerprint(images: np.ndarray | list[np.ndarray]) -> dict[str, Any]:
     }
 
 
+def model_fingerprint(images: np.ndarray, normalization: str = "minmax") -> dict[str, Any]:
+    """Fingerprint of training images as the model saw them: each normalised first.
+
+    `ood_check` compares an upload *after* normalisation, so the fingerprint must describe
+    normalised images too. Use this for a model's fingerprint.json.
+
+    Args:
+        images: raw training images (N, H, W, C).
+        normalization: the model's `DataConfig.normalization` mode.
+
+    Example:
+        >>> fp = model_fingerprint(np.linspace(0, 0.5, 2 * 64).reshape(2, 8, 8, 1))
+        >>> fp["normalization"], round(fp["intensity_percentiles"]["50"], 2)
+        ('minmax', 0.5)
+    """
+    from unet_demo.data.preprocess import normalize
+
+    fp = fingerprint([normalize(image, normalization) for image in images])
+    fp["normalization"] = normalization
+    return fp
+
+
 def image_stats(image: np.ndarray) -> dict[str, Any]:
     """Size, channels, mean and standard deviation of one image.
 

@@ -53,11 +53,29 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(scope="session")
-def app_server(tmp_path_factory) -> str:
+def bundled_models_dir(tmp_path_factory) -> Path:
+    """Bundled-models folder for the server: UNET_DEMO_BUNDLED_MODELS_DIR if set, else the real
+    models/bundled when it holds a model, else a small U-Net trained now on the synthetic
+    lesions (tests/tiny_model.py; good enough to draw a visible mask)."""
+    configured = os.environ.get("UNET_DEMO_BUNDLED_MODELS_DIR")
+    if configured:
+        return Path(configured)
+    real = REPO / "models" / "bundled"
+    if any(real.glob("*/model.keras")):
+        return real
+    from tests.tiny_model import make_tiny_bundled_model
+
+    return make_tiny_bundled_model(tmp_path_factory.mktemp("browser_models"), epochs=5,
+                                   base_filters=8, num_images=0)
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory, bundled_models_dir) -> str:
     """Start `streamlit run streamlit_app.py` on a free loopback port; yield its base URL."""
     port = _free_port()
     runs_dir = tmp_path_factory.mktemp("browser_runs")
-    env = dict(os.environ, UNET_DEMO_RUNS_DIR=str(runs_dir), PYTHONUNBUFFERED="1")
+    env = dict(os.environ, UNET_DEMO_RUNS_DIR=str(runs_dir), PYTHONUNBUFFERED="1",
+               UNET_DEMO_BUNDLED_MODELS_DIR=str(bundled_models_dir))
     log_path = tmp_path_factory.mktemp("server") / "streamlit.log"
     log = open(log_path, "w")  # noqa: SIM115 - closed in the finally below
     process = subprocess.Popen(

@@ -40,7 +40,7 @@ def split_predictions(model_spec: str, model_id: str, dataset: str, split: str,
     """
     from unet_demo.bundled_models import open_model
     from unet_demo.data.bundled import load_split
-    from unet_demo.data.preprocess import resize_with_pad, to_channels
+    from unet_demo.data.preprocess import normalize, resize_with_pad, to_channels
     from unet_demo.inference import flip_tta
 
     del model_id  # only keys the cache
@@ -48,7 +48,9 @@ def split_predictions(model_spec: str, model_id: str, dataset: str, split: str,
     arrays = load_split(dataset, split)
     count = min(len(arrays.ids), MAX_EVAL_IMAGES)
     height, width, channels = handle.input_shape
-    images = np.asarray(arrays.images[:count], np.float32)
+    # The same per-image normalisation as in training (runner.prepare_images) and Segment.
+    images = np.stack([normalize(image, handle.normalization)
+                       for image in arrays.images[:count]]).astype(np.float32)
     masks = np.asarray(arrays.masks[:count])
     if images.shape[1:3] != (height, width) or images.shape[-1] != channels:
         images = np.stack([resize_with_pad(to_channels(img, channels), (height, width))

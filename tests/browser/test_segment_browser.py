@@ -1,0 +1,53 @@
+"""Segment page in a real Chromium: upload a PNG, get an overlay; a bad file gets a friendly error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.bad_files import png_bytes
+from tests.browser.helpers import save_screenshot
+from tests.browser.test_pages_browser import wait_for_app
+
+pytestmark = pytest.mark.browser
+
+FILE_INPUT = "[data-testid='stFileUploader'] input[type='file']"
+
+
+def _lesion_png() -> bytes:
+    from unet_demo.data.bundled import load_split
+
+    image = load_split("synthetic_lesions", "test").images[0, ..., 0]
+    return png_bytes(np.round(image * 255).astype(np.uint8))
+
+
+def test_upload_png_then_bad_file(app_server, page):
+    page.goto(app_server + "/Segment")
+    wait_for_app(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+
+    page.locator(FILE_INPUT).set_input_files(
+        files=[{"name": "lesion.png", "mimeType": "image/png", "buffer": _lesion_png()}])
+    overlay = page.locator("img[alt='overlay of lesion.png']")
+    overlay.wait_for(timeout=120_000)
+    wait_for_app(page)
+    assert overlay.evaluate("img => img.naturalWidth") > 0
+    assert page.get_by_role("button", name="Mask (PNG)").count() == 1
+    assert page.locator("[data-testid='stAlertContentError']").count() == 0
+    page.get_by_role("button", name="Mask (PNG)").scroll_into_view_if_needed()
+    save_screenshot(page, "segment_upload")
+
+    page.locator(FILE_INPUT).set_input_files(
+        files=[{"name": "notes.png", "mimeType": "image/png",
+                "buffer": b"plain text pretending to be a PNG"}])
+    error = page.locator("[data-testid='stAlertContentError']").first
+    error.wait_for(timeout=120_000)
+    wait_for_app(page)
+    text = error.inner_text()
+    assert "notes.png" in text and "Traceback" not in text
+    assert page.locator("[data-testid='stException']").count() == 0
+    # the good file is still there and still segmented; the summary lists both
+    assert page.locator("img[alt='overlay of lesion.png']").count() == 1
+    page.get_by_text("1 of 2 file(s) segmented").wait_for(timeout=30_000)
+    error.scroll_into_view_if_needed()
+    save_screenshot(page, "segment_bad_file")
