@@ -66,3 +66,33 @@ def test_no_models_gives_guidance(monkeypatch, tmp_path):
     monkeypatch.setenv("UNET_DEMO_RUNS_DIR", str(tmp_path / "runs"))
     at = _run(AppTest.from_file(PAGE, default_timeout=60))
     assert any("No model is available yet" in i.value for i in at.info)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """A real 1-epoch training run (32x32 input, 8 images) made by the training engine."""
+    from unet_demo.config import DataConfig, TrainConfig, UNetConfig
+    from unet_demo.training.runner import run_training
+    from unet_demo.training.spec import RunSpec
+
+    runs = tmp_path_factory.mktemp("runs")
+    spec = RunSpec(
+        data=DataConfig(dataset=TINY_DATASET, image_size=32, max_train_images=8),
+        model=UNetConfig(input_height=32, input_width=32, depth=2, base_filters=4),
+        train=TrainConfig(epochs=1, batch_size=4),
+    )
+    run_training(spec, runs / "run-eval-test")
+    return runs
+
+
+def test_finished_run_is_listed_first_and_evaluated(monkeypatch, tmp_path, finished_run):
+    monkeypatch.setenv(BUNDLED_DIR_ENV, str(shared_tiny_models_dir()))
+    monkeypatch.setenv("UNET_DEMO_RUNS_DIR", str(finished_run))
+    at = _run(AppTest.from_file(PAGE, default_timeout=180))
+    model = at.selectbox(key="evaluate.model")
+    assert model.value.startswith("Run: run-eval-test (synthetic_lesions")
+    assert any(option.startswith("Bundled") for option in model.options)
+    table = _per_image_table(at)
+    assert len(table) > 2 and table["id"].iloc[-1] == "mean"
+    # the run's 32x32 model is scored on the split resized to its input
+    assert sum(len(e.proto.imgs) for e in at.get("image")) >= 5
