@@ -84,3 +84,63 @@ def test_bad_uploads_are_refused_and_good_file_still_segmented(app):
     summary = app.dataframe[0].value
     assert list(summary["status"]).count("ok") == 1
     assert list(summary["status"]).count("refused") == len(bad_names)
+
+
+def _ct_dicom(size: int = 64) -> bytes:
+    """A CT slice in Hounsfield units with a known pixel size (0.5 mm)."""
+    import io
+
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset("ct.dcm", {}, file_meta=meta, preamble=b"\x00" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, generate_uid()
+    ds.Modality = "CT"
+    ds.Rows = ds.Columns = size
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit, ds.PixelRepresentation, ds.SamplesPerPixel = 15, 0, 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
+    ds.PixelSpacing = [0.5, 0.5]
+    pixels = np.full((size, size), 1024 + 40, np.uint16)
+    pixels[20:40, 20:40] = 1024 + 300
+    ds.PixelData = pixels.tobytes()
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_dicom_offers_ct_windows_and_reports_mm2(app):
+    app.file_uploader(key="segment.uploader").set_value(
+        ("ct.dcm", _ct_dicom(), "application/dicom")).run()
+    assert not app.exception, app.exception
+    assert not app.error, [e.value for e in app.error]
+    window = app.selectbox(key="segment.window.0")
+    assert "CT brain" in window.options
+    window.select("CT brain").run()
+    assert not app.exception and not app.error
+    assert all("mm²" in m.value for m in app.metric if m.label.startswith("area of class"))
+
+
+def test_nifti_slice_picker_and_whole_volume_download(app):
+    import nibabel as nib
+
+    volume = np.zeros((48, 40, 6), np.float32)
+    volume[10:30, 10:25] = 500.0
+    data = nib.Nifti1Image(volume, np.diag([1.0, 1.0, 3.0, 1.0])).to_bytes()
+    app.file_uploader(key="segment.uploader").set_value(
+        ("vol.nii", data, "application/octet-stream")).run()
+    assert not app.exception, app.exception
+    assert not app.error, [e.value for e in app.error]
+    assert app.radio(key="segment.plane.0").value == "axial"
+    assert app.slider(key="segment.slice.0.axial").max == 5
+    app.radio(key="segment.plane.0").set_value("coronal").run()
+    assert app.slider(key="segment.slice.0.coronal").max == 39
+    app.button(key="segment.volume.0").click().run()
+    assert not app.exception, app.exception
+    assert "Mask (NIfTI)" in _download_labels(app)
+    assert any(c.value.startswith("Volume: class 1") for c in app.caption)
