@@ -49,7 +49,7 @@ def make_tiny_bundled_model(
     import keras
 
     from unet_demo.config import UNetConfig
-    from unet_demo.data.bundled import load_split
+    from unet_demo.data.bundled import get_dataset_info, load_split
     from unet_demo.data.preprocess import normalize
     from unet_demo.models.builder import build_unet
     from unet_demo.ood import model_fingerprint, save_fingerprint
@@ -57,23 +57,28 @@ def make_tiny_bundled_model(
     keras.utils.set_random_seed(0)
     train = load_split(dataset, "train")
     height, width, channels = train.images.shape[1:4]
+    classes = int(get_dataset_info(dataset).num_classes)
+    outputs = 1 if classes <= 2 else classes
     cfg = UNetConfig(input_height=height, input_width=width, input_channels=channels,
-                     num_classes=1, depth=2, base_filters=base_filters, normalization="none")
+                     num_classes=outputs, depth=2, base_filters=base_filters,
+                     normalization="none")
     model = build_unet(cfg)
 
     def bce_dice(y_true, y_pred):
         return keras.losses.binary_crossentropy(y_true, y_pred) + keras.losses.dice(y_true, y_pred)
 
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=bce_dice)
+    loss = bce_dice if outputs == 1 else "sparse_categorical_crossentropy"
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=loss)
     count = len(train.images) if num_images <= 0 else num_images
     # Normalised per image like the training engine and the app do ("minmax").
     images = np.stack([normalize(image, "minmax") for image in train.images[:count]])
-    masks = (np.asarray(train.masks[:count]) > 0).astype(np.float32)[..., None]
+    masks = np.asarray(train.masks[:count])
+    masks = (masks > 0).astype(np.float32)[..., None] if outputs == 1 else masks.astype(np.int32)
     model.fit(images, masks, epochs=epochs, batch_size=8, verbose=0)
     folder = Path(root) / dataset
     folder.mkdir(parents=True, exist_ok=True)
     model.save(folder / "model.keras")
-    card = {"title": f"Tiny test U-Net ({dataset})", "dataset": dataset, "num_classes": 1,
+    card = {"title": f"Tiny test U-Net ({dataset})", "dataset": dataset, "num_classes": outputs,
             "config": cfg.to_dict(), "data": {"dataset": dataset, "normalization": "minmax"},
             "seed": 0, "epochs": epochs}
     (folder / "card.json").write_text(json.dumps(card))

@@ -96,3 +96,18 @@ def test_finished_run_is_listed_first_and_evaluated(monkeypatch, tmp_path, finis
     assert len(table) > 2 and table["id"].iloc[-1] == "mean"
     # the run's 32x32 model is scored on the split resized to its input
     assert sum(len(e.proto.imgs) for e in at.get("image")) >= 5
+
+
+def test_multiclass_model_shows_confusion_matrix_without_threshold(monkeypatch, tmp_path):
+    from tests.tiny_model import make_tiny_bundled_model
+
+    root = make_tiny_bundled_model(tmp_path / "models", "brain_tissue", num_images=16)
+    monkeypatch.setenv(BUNDLED_DIR_ENV, str(root))
+    monkeypatch.setenv("UNET_DEMO_RUNS_DIR", str(tmp_path / "runs"))
+    at = _run(AppTest.from_file(PAGE, default_timeout=180))
+    assert at.selectbox(key="evaluate.dataset").value == "brain_tissue"
+    assert "evaluate.threshold" not in [s.key for s in at.slider]
+    assert any("argmax" in i.value for i in at.info)
+    confusion = [c for c in at.get("plotly_chart") if "grey_matter" in c.proto.spec]
+    assert confusion, "confusion matrix with the class names is missing"
+    assert len(_per_image_table(at)) > 2
