@@ -144,3 +144,15 @@ def test_nifti_slice_picker_and_whole_volume_download(app):
     assert not app.exception, app.exception
     assert "Mask (NIfTI)" in _download_labels(app)
     assert any(c.value.startswith("Volume: class 1") for c in app.caption)
+
+
+def test_out_of_distribution_upload_gets_a_warning(app):
+    rng = np.random.default_rng(0)
+    colour = rng.integers(0, 255, (400, 300, 3), dtype=np.uint8)  # RGB noise, 3x the size
+    app.file_uploader(key="segment.uploader").set_value(
+        ("photo.png", png_bytes(colour), "image/png")).run()
+    assert not app.exception, app.exception
+    assert not app.error, [e.value for e in app.error]
+    warnings = [w.value for w in app.warning]
+    assert any("channel" in w for w in warnings) and any("400x300" in w for w in warnings)
+    assert "Mask (PNG)" in _download_labels(app)
