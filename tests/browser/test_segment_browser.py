@@ -51,3 +51,15 @@ def test_upload_png_then_bad_file(app_server, page):
     page.get_by_text("1 of 2 file(s) segmented").wait_for(timeout=30_000)
     error.scroll_into_view_if_needed()
     save_screenshot(page, "segment_bad_file")
+
+
+def test_evaluate_page_shows_metrics_and_gallery(app_server, page):
+    page.goto(app_server + "/Evaluate")
+    wait_for_app(page, timeout_ms=180_000)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.locator("[data-testid='stAlertContentError']").count() == 0
+    page.get_by_text("mean DICE").first.wait_for(timeout=60_000)
+    page.get_by_role("tab", name="Gallery").click()
+    page.get_by_text("TP / FP / FN").first.wait_for(timeout=60_000)
+    page.get_by_text("TP / FP / FN").first.scroll_into_view_if_needed()
+    save_screenshot(page, "evaluate_gallery")

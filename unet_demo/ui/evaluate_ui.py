@@ -311,8 +311,10 @@ def _render_results(data: dict[str, Any], handle, info) -> None:
     with tabs[1]:
         metric = st.selectbox("Worst cases by", ["dice", "iou", "hd95", "recall", "precision"],
                               key="evaluate.worst_metric")
-        k = st.slider("How many", 1, min(8, len(result.rows)), min(4, len(result.rows)),
-                      key="evaluate.worst_k")
+        k = 1
+        if len(result.rows) > 1:
+            k = st.slider("How many", 1, min(8, len(result.rows)), min(4, len(result.rows)),
+                          key="evaluate.worst_k")
         worst = worst_k(result.rows, k, metric)
         choice = st.selectbox("Or pick an image", ["(worst cases)"] + data["ids"],
                               key="evaluate.image")
