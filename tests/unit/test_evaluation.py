@@ -169,3 +169,52 @@ def test_evaluate_model_on_arrays_with_postprocessing():
         evaluate_model_on_arrays(predict_fn, images, masks[:1], 1)
     with pytest.raises(UNetDemoError, match="threshold"):
         evaluate_model_on_arrays(predict_fn, images, masks, 1, threshold=1.5)
+
+
+def test_evaluate_folders_pairs_names_and_scores_at_mask_size(tmp_path, monkeypatch):
+    from tests.bad_files import png_bytes
+    from tests.tiny_model import BUNDLED_DIR_ENV, TINY_DATASET, shared_tiny_models_dir
+    from unet_demo.bundled_models import open_model
+    from unet_demo.data.bundled import load_split
+    from unet_demo.evaluation import evaluate_folders
+
+    monkeypatch.setenv(BUNDLED_DIR_ENV, str(shared_tiny_models_dir()))
+    handle = open_model(f"bundled:{TINY_DATASET}")
+    split = load_split(TINY_DATASET, "test")
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for index in range(3):
+        image = np.round(split.images[index, :96, :112, 0] * 255).astype(np.uint8)
+        (images / f"case{index}.png").write_bytes(png_bytes(image))
+        mask = (split.masks[index, :96, :112] > 0).astype(np.uint8) * 255
+        (masks / f"case{index}_mask.png").write_bytes(png_bytes(mask))
+    (images / "orphan.png").write_bytes(png_bytes(np.zeros((8, 8), np.uint8)))
+    with pytest.warns(UserWarning, match="orphan.png"):
+        result = evaluate_folders(handle, images, masks)
+    assert [row["id"] for row in result.rows] == ["case0.png", "case1.png", "case2.png"]
+    assert result.predictions.shape == (3, 96, 112)
+    for row, prediction in zip(result.rows, result.predictions, strict=True):
+        assert 0.0 <= row["dice"] <= 1.0
+        assert row["pred_pixels"] == int((prediction > 0).sum())
+    assert result.mean["dice"] == pytest.approx(np.mean([r["dice"] for r in result.rows]))
+
+
+def test_evaluate_folders_refuses_size_mismatch_and_no_pairs(tmp_path, monkeypatch):
+    from tests.bad_files import png_bytes
+    from tests.tiny_model import BUNDLED_DIR_ENV, TINY_DATASET, shared_tiny_models_dir
+    from unet_demo.bundled_models import open_model
+    from unet_demo.evaluation import evaluate_folders
+
+    monkeypatch.setenv(BUNDLED_DIR_ENV, str(shared_tiny_models_dir()))
+    handle = open_model(f"bundled:{TINY_DATASET}")
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    (images / "a.png").write_bytes(png_bytes(np.zeros((32, 32), np.uint8)))
+    (masks / "b.png").write_bytes(png_bytes(np.zeros((32, 32), np.uint8)))
+    with pytest.raises(UNetDemoError, match="No image in"):
+        evaluate_folders(handle, images, masks)
+    (masks / "a.png").write_bytes(png_bytes(np.zeros((16, 32), np.uint8)))
+    with pytest.raises(UNetDemoError, match="masks must have the image's size"):
+        evaluate_folders(handle, images, masks)
