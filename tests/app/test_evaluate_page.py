@@ -43,7 +43,7 @@ def test_metrics_table_and_panels_for_bundled_model(app):
     dice = table["dice"].iloc[:-1]
     assert ((dice >= 0) & (dice <= 1)).all()
     assert abs(table["dice"].iloc[-1] - dice.mean()) < 1e-9
-    assert any(m.label == "mean DICE" for m in app.metric)
+    assert any(m.label == "mean Dice" for m in app.metric)
     # violin of per-image Dice, threshold explorer, confusion matrix
     assert len(app.get("plotly_chart")) >= 3
     assert any("Otsu" in c.value for c in app.caption)

@@ -20,6 +20,7 @@ import streamlit as st
 from unet_demo.errors import UNetDemoError
 
 SPLITS = ("test", "val", "train")
+METRIC_LABELS = {"dice": "Dice", "iou": "IoU", "hd95": "HD95 (px)", "recall": "recall"}
 MAX_EVAL_IMAGES = 64
 STATE_PREFIX = "evaluate."
 
@@ -363,7 +364,7 @@ def _metric_row(mean: dict[str, float], before: dict[str, float] | None) -> None
         delta = None
         if before is not None and not math.isnan(value) and not math.isnan(before.get(key, math.nan)):
             delta = f"{value - before[key]:+.3f} after post-processing"
-        col.metric(f"mean {key.upper() if key != 'recall' else 'recall'}",
+        col.metric(f"mean {METRIC_LABELS[key]}",
                    "n/a" if math.isnan(value) else f"{value:.3f}", delta,
                    delta_color="inverse" if key == "hd95" else "normal")
 
@@ -382,8 +383,11 @@ def _before_after_table(before: dict[str, float], after: dict[str, float],
 def _legend() -> None:
     from unet_demo.evaluation import error_legend
 
-    st.caption("Error map: " + " · ".join(f"{name} = {hexcode}" for name, hexcode in
-                                          error_legend()) + " · black = true negative")
+    swatches = " ".join(
+        f'<span style="background:{hexcode};padding:0 0.6em;border-radius:3px">&nbsp;</span> '
+        f"{name}" for name, hexcode in error_legend())
+    st.markdown(f"<small>Error map: {swatches} · black = true negative · "
+                "white outline in the overlay = ground truth</small>", unsafe_allow_html=True)
 
 
 def _image_row(data: dict[str, Any], result, index: int, info) -> None:
@@ -403,7 +407,8 @@ def _image_row(data: dict[str, Any], result, index: int, info) -> None:
                   width="stretch")
     cols[2].image((prediction * (255 // scale)).astype(np.uint8), caption="prediction",
                   width="stretch")
-    overlay = draw_outline(overlay_rgb(image, prediction, max(2, int(info.num_classes))), truth)
+    overlay = draw_outline(overlay_rgb(image, prediction, max(2, int(info.num_classes))), truth,
+                           colour="#ffffff")
     cols[3].image(overlay, caption="prediction (fill), truth (outline)", width="stretch")
     cols[4].image(error_map(truth, prediction), caption="TP / FP / FN", width="stretch")
 
