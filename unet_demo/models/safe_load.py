@@ -332,7 +332,7 @@ def check_config_classes(config: Any, name: str = "The model file") -> None:
 
     Example:
         >>> check_config_classes({"module": "keras.layers", "class_name": "Lambda",
-        ...                       "config": {}})
+        ...                       "config": {}})  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         unet_demo.errors.UNetDemoError: The model file contains a 'Lambda' object ...
