@@ -187,7 +187,7 @@ def _clock(seconds: float) -> str:
 
 
 def load_snapshot(run_dir: Path, relative_path: str) -> dict[str, np.ndarray] | None:
-    """Read a validation snapshot file (npz: images, masks, predictions) written by the runner.
+    """Read a validation snapshot (npz: images, masks, labels, probability, ids) of a run.
 
     Args:
         run_dir: the run directory.
@@ -250,12 +250,9 @@ def _is_binary(dataset: str) -> bool:
 
 
 def _preset_spec(dataset: str, preset: str):
-    """The engine's preset for a dataset (uploads borrow the generic synthetic preset)."""
+    """The engine's preset for a dataset (uploads get the generic synthetic-data preset)."""
     from unet_demo.training.presets import get_preset
 
-    if dataset.startswith("upload:"):
-        spec = get_preset("synthetic_lesions", preset)
-        return spec.replace(data=spec.data.replace(dataset=dataset))
     return get_preset(dataset, preset)
 
 
@@ -577,7 +574,7 @@ def _snapshot_ui(live: LiveRun, run_dir: Path) -> None:
         return
     images = snapshot.get("images")
     truths = snapshot.get("masks")
-    predictions = snapshot.get("predictions", snapshot.get("probabilities"))
+    predictions = snapshot.get("labels")  # the runner's thresholded / arg-maxed labels
     if images is None or truths is None or predictions is None:
         st.caption(f"Snapshot of epoch {epoch} has unexpected contents: {sorted(snapshot)}.")
         return
@@ -611,6 +608,13 @@ def _render_live(live: LiveRun, run_dir: Path, running: bool) -> None:
     columns[2].metric("Best val Dice", f"{best_dice:.3f}" if best_dice is not None else "-",
                       help=f"epoch {best_epoch}" if best_epoch else None)
     columns[3].metric("Device", started.device if started else "-")
+    if started is not None:
+        facts = (f"{started.train_images} training / {started.val_images} validation images, "
+                 f"{started.params:,} parameters, {started.batches_per_epoch} batches per "
+                 f"epoch, XLA {'on' if getattr(started, 'jit_compile', False) else 'off'}, "
+                 f"op determinism {'on' if getattr(started, 'deterministic', False) else 'off'}.")
+        note = getattr(started, "note", "")
+        st.caption(facts + (f" {note}" if note else ""))
     if isinstance(live.terminal, Finished):
         early = " (early stopping)" if live.terminal.stopped_early else ""
         st.success(f"Finished after {live.terminal.epochs_run or len(live.history)} epoch(s)"

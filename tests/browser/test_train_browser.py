@@ -1,0 +1,52 @@
+"""Train page in a real Chromium: start a small run, watch the curve grow, stop it."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.helpers import save_screenshot
+from tests.browser.test_pages_browser import wait_for_app
+
+pytestmark = pytest.mark.browser
+
+CURVE_POINTS_JS = """() => {
+    const plots = document.querySelectorAll('.js-plotly-plot');
+    if (!plots.length || !plots[0].data || !plots[0].data.length) return 0;
+    return plots[0].data[0].x.length;
+}"""
+
+
+def _set_number(tab, label: str, value: int) -> None:
+    field = tab.get_by_label(label, exact=True)
+    field.fill(str(value))
+    field.press("Enter")
+    tab.wait_for_timeout(400)
+
+
+def test_start_watch_the_curve_grow_and_stop(app_server, page):
+    page.goto(app_server + "/Train")
+    wait_for_app(page)
+    # Small and fast: few images per epoch, many epochs so it is still running when we stop.
+    page.get_by_text("Synthetic", exact=False).first.wait_for()
+    _set_number(page, "Training images (0 = all)", 8)
+    _set_number(page, "Epochs", 40)
+    _set_number(page, "Batch size", 4)
+    wait_for_app(page)
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text("Started run", exact=False).wait_for(timeout=30_000)
+    assert page.get_by_role("button", name="Start training").is_disabled()
+
+    page.wait_for_function(f"({CURVE_POINTS_JS})() >= 1", timeout=240_000)
+    first = page.evaluate(CURVE_POINTS_JS)
+    page.wait_for_function(f"({CURVE_POINTS_JS})() > {first}", timeout=120_000)
+    assert page.get_by_text("images/s", exact=False).count() >= 1  # live progress line
+    save_screenshot(page, "train_running")
+
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text("Stopped during epoch", exact=False).wait_for(timeout=60_000)
+    wait_for_app(page)
+    assert page.get_by_role("button", name="Start training").is_enabled()
+    # The runs list offers the run with its status.
+    assert page.get_by_text("· stopped", exact=False).count() >= 1
+    assert page.locator("[data-testid='stException']").count() == 0
+    save_screenshot(page, "train_stopped")
