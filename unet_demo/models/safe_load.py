@@ -331,11 +331,11 @@ def check_config_classes(config: Any, name: str = "The model file") -> None:
         name: how to call the file in messages.
 
     Example:
-        >>> check_config_classes({"module": "keras.layers", "class_name": "Lambda",
-        ...                       "config": {}})  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        ...
-        unet_demo.errors.UNetDemoError: The model file contains a 'Lambda' object ...
+        >>> try:
+        ...     check_config_classes({"module": "keras.layers", "class_name": "Lambda"})
+        ... except UNetDemoError as error:
+        ...     print(str(error)[:45])
+        The model file contains a 'Lambda' object: it
     """
     stack: list[Any] = [config]
     while stack:
