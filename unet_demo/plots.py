@@ -357,6 +357,35 @@ def level_shapes(cfg: UNetConfig) -> list[dict[str, int]]:
     ]
 
 
+def levels_from_stats(stats_levels: Sequence[Any]) -> list[dict[str, Any]]:
+    """Turn `models.stats.ArchitectureStats.levels` into the level dicts `unet_diagram` draws.
+
+    Args:
+        stats_levels: objects with encoder_shape, decoder_shape (shapes without batch, channels
+            last; None where absent), filters and skip.
+
+    Example:
+        >>> from types import SimpleNamespace as NS
+        >>> levels_from_stats([NS(level=0, encoder_shape=None, decoder_shape=(8, 8, 4),
+        ...                       filters=4, skip="none")])[0]["channels"] is None
+        True
+    """
+    levels = []
+    for item in stats_levels:
+        shape = item.encoder_shape or item.decoder_shape
+        spatial = tuple(int(d) for d in shape[:-1])
+        levels.append({
+            "level": int(item.level),
+            "height": spatial[-2],
+            "width": spatial[-1],
+            "depth": spatial[0] if len(spatial) == 3 else 0,
+            "channels": int(item.encoder_shape[-1]) if item.encoder_shape else None,
+            "decoder_channels": int(item.decoder_shape[-1]) if item.decoder_shape else None,
+            "skip": str(item.skip),
+        })
+    return levels
+
+
 _VARIANT_NOTES = {
     "classic": "Classic U-Net: two convolutions per block, skips concatenate encoder features.",
     "attention": "Attention gates (AG) weight each skip by what the coarser decoder level found.",
@@ -368,11 +397,17 @@ _VARIANT_NOTES = {
 }
 
 
-def _shape_label(level: Mapping[str, Any]) -> str:
+def _shape_label(level: Mapping[str, Any], channels: Any = None) -> str:
     size = f"{level['height']}×{level['width']}"
     if level.get("depth"):
         size = f"{level['depth']}×{size}"
-    return f"{size}×{level['channels']}"
+    channels = level["channels"] if channels is None else channels
+    return f"{size}×{channels}" if channels is not None else f"{size} (no tap)"
+
+
+def _channels(level: Mapping[str, Any]) -> int:
+    values = [v for v in (level.get("channels"), level.get("decoder_channels")) if v]
+    return int(max(values)) if values else 1
 
 
 def unet_diagram(cfg: UNetConfig, levels: Sequence[Mapping[str, Any]] | None = None):
@@ -397,7 +432,7 @@ def unet_diagram(cfg: UNetConfig, levels: Sequence[Mapping[str, Any]] | None = N
 
     levels = list(levels) if levels is not None else level_shapes(cfg)
     depth = len(levels) - 1
-    max_channels = max(int(lvl["channels"]) for lvl in levels)
+    max_channels = max(_channels(lvl) for lvl in levels)
     max_size = max(int(lvl["height"]) for lvl in levels)
     figure = go.Figure()
     encoder_colour = "#0072b2" if cfg.variant != "pretrained" else "#7b3294"
@@ -406,7 +441,7 @@ def unet_diagram(cfg: UNetConfig, levels: Sequence[Mapping[str, Any]] | None = N
     step_x, step_y = 1.25, 1.0
 
     def block_size(level: Mapping[str, Any]) -> tuple[float, float]:
-        width = 0.22 + 0.5 * math.sqrt(int(level["channels"]) / max_channels)
+        width = 0.22 + 0.5 * math.sqrt(_channels(level) / max_channels)
         height = 0.3 + 0.45 * math.log2(1 + int(level["height"])) / math.log2(1 + max_size)
         return width, height
 
@@ -443,8 +478,10 @@ def unet_diagram(cfg: UNetConfig, levels: Sequence[Mapping[str, Any]] | None = N
             name = f"{cfg.backbone} stage {i}" if cfg.variant == "pretrained" else f"encoder {i}"
             add_block(encoder_x[i], ys[i], level, encoder_colour, shape,
                       f"{name}: {block_word}<br>output {shape}")
-            add_block(decoder_x[i], ys[i], level, decoder_colour, shape,
-                      f"decoder {i}: up-sample, concatenate skip, {block_word}<br>output {shape}")
+            decoder_shape = _shape_label(level, level.get("decoder_channels") or level["channels"])
+            add_block(decoder_x[i], ys[i], level, decoder_colour, decoder_shape,
+                      f"decoder {i}: up-sample, concatenate skip, {block_word}"
+                      f"<br>output {decoder_shape}")
         else:
             add_block(encoder_x[i], ys[i], level, bottleneck_colour, shape,
                       f"bottleneck: {block_word}<br>output {shape}")
@@ -469,6 +506,8 @@ def unet_diagram(cfg: UNetConfig, levels: Sequence[Mapping[str, Any]] | None = N
                 marker=dict(size=14, opacity=0), showlegend=False,
                 hovertemplate="nested node: concatenates every earlier node of this level"
                               "<extra></extra>"))
+        if levels[i].get("skip") == "none" or levels[i].get("channels") is None:
+            continue
         arrow(skip_start, ys[i], skip_end, ys[i], "#7f7f7f", dash=True)
         if cfg.variant == "attention":
             gate_x = (skip_start + skip_end) / 2 + 0.4
