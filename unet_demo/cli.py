@@ -18,7 +18,7 @@ from unet_demo import DISCLAIMER, __version__
 from unet_demo.errors import UNetDemoError
 
 # Order here is the order shown in --help.
-COMMAND_MODULES = ("datasets", "summary", "predict")
+COMMAND_MODULES = ("datasets", "summary", "train", "evaluate", "predict")
 
 
 def build_parser() -> argparse.ArgumentParser:
