@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _score_dataset_split(handle, dataset: str, split: str, threshold: float,
+def score_model_on_split(handle, dataset: str, split: str, threshold: float,
                          distances: bool):
     from unet_demo.evaluation import evaluate_model_on_arrays
     from unet_demo.training.runner import load_split_arrays, prepare_images, prepare_masks
@@ -93,7 +93,7 @@ def evaluate_args(args: argparse.Namespace) -> dict[str, Any]:
             dataset = args.dataset or handle.dataset
             if not dataset:
                 raise UNetDemoError("Say what to score on: --dataset NAME or --images/--masks.")
-            result = _score_dataset_split(handle, dataset, args.split, args.threshold, distances)
+            result = score_model_on_split(handle, dataset, args.split, args.threshold, distances)
             source = f"{args.model} on {dataset}/{args.split}"
     else:
         raise UNetDemoError("Give --run DIR, or --model with --dataset or --images/--masks.")

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -137,10 +138,8 @@ def _clean(value: Any) -> Any:
 def _clean_tree(value: Any) -> Any:
     """Like `_clean`, also through lists/tuples and numpy scalars (for run-directory JSON)."""
     if hasattr(value, "item") and not isinstance(value, (list, tuple, dict)):
-        try:
+        with contextlib.suppress(ValueError, TypeError):
             value = value.item()
-        except (ValueError, TypeError):
-            pass
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
