@@ -126,7 +126,8 @@ class Server:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = work / "streamlit.log"
-        env = dict(os.environ, UNET_DEMO_RUNS_DIR=str(work / "runs"),
+        self.runs_dir = work / "runs"
+        env = dict(os.environ, UNET_DEMO_RUNS_DIR=str(self.runs_dir),
                    UNET_DEMO_BUNDLED_MODELS_DIR=str(model_dir), PYTHONUNBUFFERED="1")
         if max_jobs is not None:
             env["UNET_DEMO_MAX_JOBS"] = str(max_jobs)
@@ -206,6 +207,31 @@ def tree_cpu_seconds(root: int, exclude: int | None = None) -> float:
         total += _cpu_seconds(pid, reaped_children=True)
         stack.extend(_children(pid))
     return total
+
+
+def worker_pids(runs_dir: Path) -> list[int]:
+    """Training worker processes whose run directory lies under `runs_dir`."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if "unet_demo.training.worker" in command and str(runs_dir) in command:
+                pids.append(int(entry.name))
+    return pids
+
+
+async def wait_for_workers(runs_dir: Path, timeout: float) -> tuple[float, list[int]]:
+    """Seconds until every training worker of this server exited, and any still left."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        left = worker_pids(runs_dir)
+        if not left:
+            return time.perf_counter() - start, []
+        await asyncio.sleep(0.5)
+    return time.perf_counter() - start, worker_pids(runs_dir)
 
 
 # ---------------------------------------------------------------------------- sessions
@@ -379,6 +405,10 @@ async def drive(args: argparse.Namespace, server: Server, image: Path, expected:
                 await asyncio.sleep(0.5)
             go.set()
             train_records = await asyncio.gather(*tasks)
+            # Stop was pressed for the started runs; their workers must now exit by themselves.
+            stop_wait_s, stuck = await wait_for_workers(server.runs_dir, args.timeout)
+            for pid in stuck:  # do not leave workers behind the temporary runs folder
+                os.kill(pid, 9)
         await browser.close()
 
     ok = [r for r in records if "failure" not in r]
@@ -414,6 +444,8 @@ async def drive(args: argparse.Namespace, server: Server, image: Path, expected:
             "started": answers.count("started"),
             "busy": answers.count("busy"),
             "other": [r for r in train_records if r.get("answer") not in ("started", "busy")],
+            "workers_exited_after_stop_s": round(stop_wait_s, 1),
+            "workers_killed": len(stuck),
         }
     return result
 
@@ -456,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     if "train" in result:
         train = result["train"]
         good = good and not train["other"] and train["started"] <= train["cap"] and (
-            train["started"] + train["busy"] == train["sessions"])
+            train["started"] + train["busy"] == train["sessions"]) and not train["workers_killed"]
     return 0 if good else 1
 
 
