@@ -40,7 +40,7 @@ def test_every_transform_has_a_slider_with_a_why(app):
         for field, *_ in controls:
             assert f"augment.{field}" in sliders, field
             assert sliders[f"augment.{field}"].help
-    assert {b.label for b in app.button} >= {"🎲 Re-roll", "↺ Reset"}
+    assert {b.label for b in app.button} >= {"Re-roll", "Reset"}
 
 
 def test_config_is_stored_and_follows_the_sliders(app):
@@ -60,7 +60,7 @@ def test_slider_change_and_reroll_change_the_gallery(app):
     second = _gallery_url(app)
     assert second != first
     seed = app.session_state["augment.seed"]
-    next(b for b in app.button if b.label == "🎲 Re-roll").click()
+    next(b for b in app.button if b.label == "Re-roll").click()
     _run(app)
     assert app.session_state["augment.seed"] == seed + 1
     assert app.session_state[AUGMENT_CONFIG_KEY].seed == seed + 1

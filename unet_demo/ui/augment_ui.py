@@ -129,7 +129,8 @@ def _control_group(groups) -> dict[str, Any]:
     for title, controls in groups:
         probability_key = _widget_key(controls[0][0])
         active = float(st.session_state.get(probability_key, 0.0)) > 0
-        with st.expander(f"{'🟢' if active else '⚪'} {title}", expanded=active):
+        with st.expander(f"{title} — {'on' if active else 'off'}", expanded=active,
+                         icon=":material/toggle_on:" if active else ":material/toggle_off:"):
             for field, label, low, high, step, why in controls:
                 is_int = isinstance(step, int) and isinstance(low, int)
                 kind = int if is_int else float
@@ -152,16 +153,14 @@ def _reset() -> None:
 def controls_ui() -> AugmentConfig:
     """All controls; returns the AugmentConfig they describe (and stores it in session state)."""
     _init_state(get_augment_config() or DEMO_CONFIG)
-    geometric, photometric = st.columns(2)
+    geometric, photometric = st.tabs(["Geometric: image and mask", "Photometric: image only"])
     with geometric:
-        st.markdown("**Geometric** — move image *and* mask")
         values = _control_group(GEOMETRIC_CONTROLS)
         values["border_mode"] = st.radio(
             "Border fill", ("reflect", "constant"), key=_widget_key("border_mode"),
             horizontal=True, help="What fills the corners a rotation or shift uncovers: a "
                                   "mirror of the image (reflect) or black (constant).")
     with photometric:
-        st.markdown("**Photometric** — change the image only")
         values.update(_control_group(PHOTOMETRIC_CONTROLS))
     values["seed"] = int(st.session_state[_widget_key("seed")])
     values = {k: (int(v) if k in ("grid_steps", "blur_limit", "seed") else v)
@@ -215,9 +214,9 @@ def gallery_ui(cfg: AugmentConfig) -> None:
                                "Data page).")
     top[1].number_input("Seed", 0, 2**31 - 1, key=_widget_key("seed"), step=1,
                         help="Same seed, same gallery: augmentation is random but reproducible.")
-    top[2].button("🎲 Re-roll", on_click=_reroll, width="stretch",
+    top[2].button("Re-roll", icon=":material/casino:", on_click=_reroll, width="stretch",
                   help="New seed, new random draws with the same settings.")
-    top[3].button("↺ Reset", on_click=_reset, width="stretch",
+    top[3].button("Reset", icon=":material/restart_alt:", on_click=_reset, width="stretch",
                   help="Back to a mild default pipeline.")
     image_only = st.toggle(
         "Show the pitfall: augment the image only", key=PREFIX + "image_only",
@@ -270,16 +269,18 @@ def export_ui(cfg: AugmentConfig) -> None:
 
 def augment_page() -> None:
     """Draw the Augment page body (the page file sets up the title and disclaimer)."""
-    try:
-        cfg = controls_ui()
-    except UNetDemoError as error:
-        st.error(str(error))
-        return
-    st.divider()
-    try:
-        gallery_ui(cfg)
-    except UNetDemoError as error:
-        st.error(str(error))
+    controls, gallery = st.columns([2, 3], gap="large")
+    with controls:
+        try:
+            cfg = controls_ui()
+        except UNetDemoError as error:
+            st.error(str(error))
+            return
+    with gallery:
+        try:
+            gallery_ui(cfg)
+        except UNetDemoError as error:
+            st.error(str(error))
     st.divider()
     st.subheader("Export")
     export_ui(cfg)

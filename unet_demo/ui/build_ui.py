@@ -322,7 +322,7 @@ def build_page() -> None:
             "Batch size (for the memory figures)", (1, 2, 4, 8, 16, 32, 64), 8,
             key=PREFIX + "batch_size",
             help="Training memory grows with the batch; halve it if training runs out of memory.")
-        st.button("↺ Reset to the classroom default", key=PREFIX + "reset",
+        st.button("Reset to the classroom default", key=PREFIX + "reset", icon=":material/restart_alt:",
                   on_click=_load_config, args=(DEFAULT_CONFIG,),
                   help="A small classic U-Net that trains on a laptop CPU in minutes.")
     stats = None

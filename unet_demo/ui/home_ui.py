@@ -23,13 +23,13 @@ INTRO = (
 )
 
 PAGES = (
-    ("pages/1_Data.py", "Data", "🔎", "browse images and masks, class balance, preprocessing"),
-    ("pages/2_Augment.py", "Augment", "🎲", "flips, rotations, elastic warps — image and mask together"),
-    ("pages/3_Build.py", "Build", "🧱", "design a U-Net: depth, filters, variants; size and cost"),
-    ("pages/4_Train.py", "Train", "🏋️", "train live, watch the curves, stop and compare runs"),
-    ("pages/5_Evaluate.py", "Evaluate", "📏", "Dice, IoU, error maps and the worst cases"),
-    ("pages/6_Segment.py", "Segment", "🖼️", "run a model on your own image"),
-    ("pages/7_Learn.py", "Learn", "🎓", "the concepts, a glossary and a quiz"),
+    ("pages/1_Data.py", "Data", ":material/database:", "browse images and masks, class balance, preprocessing"),
+    ("pages/2_Augment.py", "Augment", ":material/shuffle:", "flips, rotations, elastic warps — image and mask together"),
+    ("pages/3_Build.py", "Build", ":material/construction:", "design a U-Net: depth, filters, variants; size and cost"),
+    ("pages/4_Train.py", "Train", ":material/model_training:", "train live, watch the curves, stop and compare runs"),
+    ("pages/5_Evaluate.py", "Evaluate", ":material/straighten:", "Dice, IoU, error maps and the worst cases"),
+    ("pages/6_Segment.py", "Segment", ":material/image:", "run a model on your own image"),
+    ("pages/7_Learn.py", "Learn", ":material/school:", "the concepts, a glossary and a quiz"),
 )
 
 
