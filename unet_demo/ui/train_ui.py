@@ -291,7 +291,7 @@ def settings_ui(disabled: bool):
     """
     from unet_demo.config import LOSSES, OPTIMIZERS, SCHEDULES
     from unet_demo.training.presets import PRESET_NAMES
-    from unet_demo.ui.state import get_augment_config, get_dataset, get_unet_config
+    from unet_demo.ui.state import get_dataset, get_unet_config
 
     state = st.session_state
     choices = _dataset_choices()
@@ -328,23 +328,16 @@ def settings_ui(disabled: bool):
         state.setdefault(PREFIX + "model_source", MODEL_SOURCES[1] if built else MODEL_SOURCES[0])
         source = st.radio("Model", MODEL_SOURCES, key=PREFIX + "model_source", disabled=disabled, persist_state="session",
                           help="The Build page's U-Net, or the model that comes with the preset.")
-        model = preset.model
-        if source == MODEL_SOURCES[1]:
-            if built is None:
-                st.info("No model from the Build page yet: using the preset's model. Design "
-                        "one on the Build page to train it here.")
-            else:
-                model = built
+        if source == MODEL_SOURCES[1] and built is None:
+            st.info("No model from the Build page yet: using the preset's model. Design "
+                    "one on the Build page to train it here.")
+        model = _chosen_model(state, preset)
         levels = "-".join(str(f) for f in model.level_filters())
         st.caption(f"**{model.variant}** U-Net, depth {model.depth}, filters {levels}, "
                    f"{model.normalization} norm, {model.upsampling}. Input size, channels "
                    "and classes are matched to the data when the run starts.")
         st.checkbox("Augment training images", key=PREFIX + "augment", disabled=disabled, persist_state="session")
-        augment_cfg = get_augment_config()
-        if augment_cfg is not None and augment_cfg.enabled():
-            augment_source = "the Augment page's pipeline"
-        else:
-            augment_cfg, augment_source = preset.augment, "the preset's pipeline"
+        augment_cfg, augment_source = _chosen_augment(state, preset)
         if state[PREFIX + "augment"]:
             st.caption(f"Uses {augment_source}: {_augment_summary(augment_cfg)}.")
         else:
@@ -381,17 +374,56 @@ def settings_ui(disabled: bool):
                                  persist_state="session")
 
     try:
-        train = preset.train.replace(**{name: state[PREFIX + name] for name in _FORM_FIELDS})
-        train = train.replace(learning_rate=float(train.learning_rate),
-                              epochs=int(train.epochs), batch_size=int(train.batch_size),
-                              early_stopping_patience=int(train.early_stopping_patience),
-                              seed=int(train.seed), augment=bool(train.augment))
-        data = preset.data.replace(max_train_images=int(state[PREFIX + "max_train_images"]))
-        spec = preset.replace(data=data, model=model, train=train, augment=augment_cfg)
+        spec = spec_from_state(state)
     except UNetDemoError as error:
         st.error(str(error))
         return None, ""
     return spec, label.strip()
+
+
+def _chosen_model(state, preset):
+    """The Build page's UNetConfig when chosen and present, else the preset's model."""
+    from unet_demo.ui.state import get_unet_config
+
+    built = get_unet_config(state)
+    if state.get(PREFIX + "model_source") == MODEL_SOURCES[1] and built is not None:
+        return built
+    return preset.model
+
+
+def _chosen_augment(state, preset):
+    """(AugmentConfig, where it comes from): the Augment page's pipeline if set, else the preset's."""
+    from unet_demo.ui.state import get_augment_config
+
+    cfg = get_augment_config(state)
+    if cfg is not None and cfg.enabled():
+        return cfg, "the Augment page's pipeline"
+    return preset.augment, "the preset's pipeline"
+
+
+def spec_from_state(state) -> Any:
+    """The RunSpec described by the form's session-state values (read at click time).
+
+    Building the spec inside the Start callback, not from values bound when the button was
+    drawn, means an edit made just before the click is never lost.
+
+    Args:
+        state: ``st.session_state`` (or a dict with the same ``train.*`` keys).
+
+    Raises:
+        UNetDemoError: a value the configs refuse (the message says which and why).
+    """
+    preset = _preset_spec(state[PREFIX + "dataset"], state[PREFIX + "preset"])
+    train = preset.train.replace(
+        loss=str(state[PREFIX + "loss"]), optimizer=str(state[PREFIX + "optimizer"]),
+        learning_rate=float(state[PREFIX + "learning_rate"]),
+        schedule=str(state[PREFIX + "schedule"]), epochs=int(state[PREFIX + "epochs"]),
+        batch_size=int(state[PREFIX + "batch_size"]),
+        early_stopping_patience=int(state[PREFIX + "early_stopping_patience"]),
+        augment=bool(state[PREFIX + "augment"]), seed=int(state[PREFIX + "seed"]))
+    data = preset.data.replace(max_train_images=int(state[PREFIX + "max_train_images"]))
+    return preset.replace(data=data, model=_chosen_model(state, preset), train=train,
+                          augment=_chosen_augment(state, preset)[0])
 
 
 def _add_uploaded_dataset() -> None:
@@ -457,6 +489,27 @@ def _run_dir(run_id: str) -> Path:
         return runs_dir() / run_id
 
 
+def job_active(manager, run_id: str, run_dir: Path) -> bool:
+    """True while the run trains: its worker lives and it has not written its final event.
+
+    After the final event the worker only tidies up and exits, so the page already treats
+    the run as over (Start comes back; a start in that second may still be told "busy").
+
+    Args:
+        manager: the JobManager.
+        run_id: the run.
+        run_dir: its folder.
+    """
+    from unet_demo.training.events import TERMINAL_TYPES, last_event
+
+    if not manager.is_running(run_id):
+        return False
+    try:
+        return not isinstance(last_event(run_dir), TERMINAL_TYPES)
+    except UNetDemoError:
+        return True
+
+
 def attach(run_id: str | None) -> None:
     """Make ``run_id`` the run shown by the live panel (session state and the URL).
 
@@ -486,18 +539,19 @@ def current_run_id() -> str | None:
     return run_id
 
 
-def _start_job(spec, label: str) -> None:
+def _start_job() -> None:
     """Start button callback: start one job unless this session's run is still going."""
     from unet_demo.training.jobs import JobsBusyError, get_job_manager
 
     state = st.session_state
     manager = get_job_manager()
     current = state.get(RUN_ID_KEY)
-    if current and manager.is_running(current):
+    if current and job_active(manager, current, _run_dir(current)):
         state[NOTICE_KEY] = ("info", f"Run {current} is still going: stop it first.")
         return
     try:
-        run_id = manager.start(spec, label=label)
+        spec = spec_from_state(state)
+        run_id = manager.start(spec, label=str(state.get(PREFIX + "label") or "").strip())
     except JobsBusyError as error:
         state[NOTICE_KEY] = ("warning", f"Busy: {error}")
         return
@@ -643,12 +697,13 @@ def live_panel(run_id: str) -> None:
 
     manager = get_job_manager()
     run_dir = _run_dir(run_id)
-    running_at_render = manager.is_running(run_id)
+    running_at_render = job_active(manager, run_id, run_dir)
 
     @st.fragment(run_every=REFRESH_SECONDS if running_at_render else None)
     def live_fragment() -> None:
         running = manager.is_running(run_id)  # ask first: events read next include the end
         live = _update_live(run_id, run_dir)
+        running = running and live.terminal is None
         label = ""
         try:
             from unet_demo.training.rundir import load_run
@@ -747,11 +802,11 @@ def train_page() -> None:
 
     manager = get_job_manager()
     run_id = current_run_id()
-    running = bool(run_id) and manager.is_running(run_id)
+    running = bool(run_id) and job_active(manager, run_id, _run_dir(run_id))
     with st.expander("Settings", expanded=not running):
-        spec, label = settings_ui(disabled=running)
+        spec, _ = settings_ui(disabled=running)
     start_col, stop_col, note_col = st.columns([1, 1, 4], vertical_alignment="center")
-    start_col.button("Start training", type="primary", on_click=_start_job, args=(spec, label),
+    start_col.button("Start training", type="primary", on_click=_start_job,
                      disabled=running or spec is None, key=PREFIX + "start")
     stop_col.button("Stop", on_click=_stop_job, args=(run_id,), disabled=not running,
                     key=PREFIX + "stop")
