@@ -208,10 +208,16 @@ def gallery_ui(cfg: AugmentConfig) -> None:
     info = get_dataset_info(dataset)
     count = len(load_split(dataset, "train"))
     top = st.columns([3, 2, 2, 2])
-    index = top[0].slider(f"Training image ({info.title})", 0, count - 1, 0,
+    if int(st.session_state.get(PREFIX + "image_index", 0)) >= count:
+        del st.session_state[PREFIX + "image_index"]
+    if PREFIX + "image_index" not in st.session_state:
+        from unet_demo.ui.home_ui import pick_example
+
+        st.session_state[PREFIX + "image_index"] = pick_example(load_split(dataset, "train").masks)
+    index = top[0].slider("Training image", 0, count - 1,
                           key=PREFIX + "image_index",
-                          help="The image every tile starts from (change the dataset on the "
-                               "Data page).")
+                          help=f"The {info.title} image every tile starts from (change the "
+                               "dataset on the Data page).")
     top[1].number_input("Seed", 0, 2**31 - 1, key=_widget_key("seed"), step=1,
                         help="Same seed, same gallery: augmentation is random but reproducible.")
     top[2].button("Re-roll", icon=":material/casino:", on_click=_reroll, width="stretch",

@@ -249,7 +249,7 @@ def stats_ui(cfg: UNetConfig, batch_size: int) -> dict[str, Any] | None:
     except UNetDemoError as error:
         st.error(str(error))
         return None
-    row = st.columns(5)
+    row = st.columns(3) + st.columns(3)
     row[0].metric("Parameters", f"{stats['params']:,}",
                   help=f"{stats['trainable_params']:,} trainable, "
                        f"{stats['non_trainable_params']:,} fixed (e.g. batch-norm statistics).")
@@ -257,15 +257,15 @@ def stats_ui(cfg: UNetConfig, batch_size: int) -> dict[str, Any] | None:
     row[1].metric("GFLOPs / image" if flops >= 1e7 else "FLOPs / image", _gflops(flops),
                   help="One forward pass, multiply-add = 2 FLOPs. A training step costs about "
                        "3x (forward + backward).")
-    row[2].metric(f"Training memory (batch {batch_size})",
+    row[3].metric(f"Training memory (batch {batch_size})",
                   format_bytes(stats["training_total_bytes"]),
                   help="Weights, gradients, Adam's two moments and every activation kept for "
                        "back-propagation (an upper estimate).")
-    row[3].metric(f"Inference memory (batch {batch_size})",
+    row[4].metric(f"Inference memory (batch {batch_size})",
                   format_bytes(stats["inference_activation_bytes"] + stats["weights_bytes"]),
                   help="Weights plus the peak of activations alive at once while predicting.")
     side = max(cfg.input_height, cfg.input_width)
-    row[4].metric("Receptive field", f"{stats['receptive_field']} px",
+    row[2].metric("Receptive field", f"{stats['receptive_field']} px",
                   help="Side of the input window that can influence one output pixel. "
                        f"The image is {side} px wide: a field smaller than the structures "
                        "means the model judges pixels without seeing the whole object.")

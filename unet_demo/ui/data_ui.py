@@ -95,7 +95,13 @@ def browse_section(name: str, info, colours: list[str]) -> None:
                                    "for the final, honest score.")
     arrays = load_split(name, split)
     count = len(arrays)
-    index = controls[1].slider("Image", 0, count - 1, 0, key=PREFIX + "index",
+    if int(st.session_state.get(PREFIX + "index", 0)) >= count:
+        del st.session_state[PREFIX + "index"]
+    if PREFIX + "index" not in st.session_state:
+        from unet_demo.ui.home_ui import pick_example
+
+        st.session_state[PREFIX + "index"] = pick_example(arrays.masks)
+    index = controls[1].slider("Image", 0, count - 1, key=PREFIX + "index",
                                help="Browse the images of this split.")
     opacity = controls[2].slider("Mask opacity", 0.0, 1.0, 0.45, 0.05, key=PREFIX + "opacity",
                                  help="0 shows the raw image, 1 paints the classes solid: "

@@ -77,9 +77,9 @@ def dataset_gallery() -> None:
     """One card per bundled dataset: the image, the same image with its mask, and facts."""
     from unet_demo.data.bundled import DATASET_NAMES
 
-    columns = st.columns(len(DATASET_NAMES))
-    for column, name in zip(columns, DATASET_NAMES, strict=True):
-        with column, st.container(border=True):
+    columns = st.columns(2)
+    for number, name in enumerate(DATASET_NAMES):
+        with columns[number % 2], st.container(border=True):
             try:
                 tile = gallery_tile(name)
             except UNetDemoError as error:
