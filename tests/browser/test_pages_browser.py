@@ -20,7 +20,7 @@ PAGES = [
 # Text that appears only when a page has drawn its last section.
 READY_TEXT = {
     "home": "Where to go next",
-    "data": "Image 1 of",
+    "data": "in train; pixels:",
     "augment": "Download augmentation.py",
     "build": "Load notebook into the builder",
 }
