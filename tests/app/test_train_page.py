@@ -57,12 +57,12 @@ def test_progress_text_counts_batches_and_estimates_time_left():
     live = LiveRun("r")
     assert progress_text(live)[0] == 0.0
     live.apply([Started(epochs=4, batches_per_epoch=5, time=100.0),
-                EpochEnd(epoch=1, metrics={}, seconds=10.0),
+                EpochEnd(epoch=1, metrics={}, seconds=10.0, time=110.0),
                 BatchEnd(epoch=2, batch=5, num_batches=5, loss=0.5, images_per_sec=8.0,
                          time=120.0)])
     fraction, text = progress_text(live, now=120.0)
     assert fraction == pytest.approx(0.5)
-    # 10 steps took 20 s, 10 remain: 20 s left.
+    # The first epoch (compilation) is left out: 5 steps took 10 s, 10 remain: 20 s left.
     assert text == "Epoch 2/4 · batch 5/5 · ETA 0:20 · 8.0 images/s"
     live.apply([Stopped(epoch=2, batch=5)])
     assert live.status == "stopped"

@@ -27,7 +27,9 @@ def test_start_watch_the_curve_grow_and_stop(app_server, page):
     page.goto(app_server + "/Train")
     wait_for_app(page)
     # Small and fast: few images per epoch, many epochs so it is still running when we stop.
-    page.get_by_text("Synthetic", exact=False).first.wait_for()
+    page.locator("[data-testid='stSelectbox']").filter(has_text="Dataset").first.click()
+    page.get_by_role("option").filter(has_text="synthetic_lesions").first.click()
+    wait_for_app(page)
     _set_number(page, "Training images (0 = all)", 8)
     _set_number(page, "Epochs", 40)
     _set_number(page, "Batch size", 4)
@@ -40,13 +42,23 @@ def test_start_watch_the_curve_grow_and_stop(app_server, page):
     first = page.evaluate(CURVE_POINTS_JS)
     page.wait_for_function(f"({CURVE_POINTS_JS})() > {first}", timeout=120_000)
     assert page.get_by_text("images/s", exact=False).count() >= 1  # live progress line
+    page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
     save_screenshot(page, "train_running")
 
     page.get_by_role("button", name="Stop").click()
     page.get_by_text("Stopped during epoch", exact=False).wait_for(timeout=60_000)
     wait_for_app(page)
     assert page.get_by_role("button", name="Start training").is_enabled()
-    # The runs list offers the run with its status.
-    assert page.get_by_text("· stopped", exact=False).count() >= 1
+    # The runs list (picker and A/B chips) names the run with its status.
+    listed = ("() => document.body.innerText.includes('· stopped') || [...document"
+              ".querySelectorAll('input')].some(field => field.value.includes('· stopped'))")
+    try:
+        page.wait_for_function(listed, timeout=30_000)
+    except Exception:
+        save_screenshot(page, "train_stopped_not_listed")
+        values = page.evaluate("() => [...document.querySelectorAll('input')].map(f => f.value)")
+        pytest.fail(f"run not listed as stopped; inputs: {values}\n"
+                    f"{page.inner_text('[data-testid=stMain]')[-1500:]}")
+    page.get_by_text("Stopped during epoch", exact=False).scroll_into_view_if_needed()
     assert page.locator("[data-testid='stException']").count() == 0
     save_screenshot(page, "train_stopped")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import math
 import re
 import time
@@ -100,6 +101,7 @@ class LiveRun:
     history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     snapshots: dict[int, str] = dataclasses.field(default_factory=dict)
     terminal: Event | None = None
+    first_epoch_end: float | None = None
 
     def apply(self, events: list[Event]) -> None:
         """Fold new events into the state (epochs are keyed, so a resumed run does not repeat).
@@ -110,12 +112,15 @@ class LiveRun:
         for event in events:
             if isinstance(event, Started):
                 self.started, self.terminal, self.last_batch = event, None, None
+                self.first_epoch_end = None
                 self.history = [row for row in self.history
                                 if row["epoch"] <= event.initial_epoch]
             elif isinstance(event, BatchEnd):
                 self.last_batch = event
             elif isinstance(event, EpochEnd):
                 self.history = [row for row in self.history if row["epoch"] < event.epoch]
+                if self.first_epoch_end is None:
+                    self.first_epoch_end = event.time
                 self.history.append({"epoch": event.epoch, "seconds": event.seconds,
                                      **event.metrics})
             elif isinstance(event, ValidationSnapshot):
@@ -138,8 +143,10 @@ class LiveRun:
 def progress_text(live: LiveRun, now: float | None = None) -> tuple[float, str]:
     """Progress fraction and a line "Epoch e/E · batch b/B · ETA m:ss · n images/s".
 
-    The ETA divides the time since the (re)start by the optimizer steps done since then, so it
-    includes validation; before the first step it says "estimating".
+    The ETA divides the time since the first epoch of this (re)start ended by the optimizer
+    steps done since then (the first epoch is left out: it includes XLA compilation), so it
+    includes validation. Before that it uses the time since the start; before the first step it
+    says "estimating".
 
     Args:
         live: the run's state.
@@ -169,6 +176,10 @@ def progress_text(live: LiveRun, now: float | None = None) -> tuple[float, str]:
     fraction = min(1.0, max(0.0, done / total_steps))
     steps_since_start = done - started.initial_epoch * started.batches_per_epoch
     elapsed = (time.time() if now is None else now) - started.time
+    first_steps = (started.initial_epoch + 1) * started.batches_per_epoch
+    if live.first_epoch_end is not None and done > first_steps:
+        steps_since_start = done - first_steps
+        elapsed = (time.time() if now is None else now) - live.first_epoch_end
     if steps_since_start > 0 and elapsed > 0:
         eta = _clock(elapsed / steps_since_start * (total_steps - done))
     else:
@@ -765,18 +776,24 @@ def runs_ui(current: str | None) -> None:
     ids = [row["run"] for row in rows]
     labels = {row["run"]: f"{row['run']} · {row['label'] or row['dataset']} · {row['status']}"
               for row in rows}
+    # The pickers' keys carry a fingerprint of the labels: a run whose status changes gets a
+    # fresh widget, so the browser never keeps showing an old "running" label.
+    fingerprint = hashlib.sha1("|".join(labels.values()).encode()).hexdigest()[:8]
     pick_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
     chosen = pick_col.selectbox("Show a run in the panel above", ids, format_func=labels.get,
-                                key=PREFIX + "open_pick")
+                                index=ids.index(current) if current in ids else 0,
+                                key=f"{PREFIX}open_pick.{fingerprint}")
     button_col.button("Show this run", on_click=attach, args=(chosen,),
                       disabled=chosen == current)
     st.subheader("Compare runs (A/B)")
     st.caption("Pick two runs trained on the same dataset (the split is fixed per dataset, so "
                "both see the same validation images) to compare their validation curves. "
                + DETERMINISM_NOTE)
-    default = [current] if current in ids else ids[:1]
+    default = [run_id for run_id in st.session_state.get(PREFIX + "compare_ids", [])
+               if run_id in ids] or ([current] if current in ids else ids[:1])
     picked = st.multiselect("Runs to overlay", ids, default=default, format_func=labels.get,
-                            max_selections=2, key=PREFIX + "compare")
+                            max_selections=2, key=f"{PREFIX}compare.{fingerprint}")
+    st.session_state[PREFIX + "compare_ids"] = list(picked)
     if len(picked) == 2:
         datasets = {row["run"]: row["dataset"] for row in rows}
         if datasets[picked[0]] != datasets[picked[1]]:
