@@ -217,3 +217,22 @@ def test_a_reload_reattaches_to_the_run_in_the_url(runs_dir):
     assert at.session_state["train.run_id"] == run_dir.name
     assert [trace["x"] for trace in _curve_traces(at)][0] == [1, 2]
     assert any("Stopped during epoch 3" in str(w.value) for w in at.warning)
+
+
+def test_an_uploaded_zip_dataset_can_be_picked_and_forms_a_run(runs_dir):
+    from tests.unit.test_upload_dataset import good_members, make_zip
+    from unet_demo.data.upload_dataset import inspect_zip, save_uploaded_dataset
+    from unet_demo.ui.train_ui import spec_from_state
+
+    report = inspect_zip(make_zip(good_members(10)), name="mine.zip", image_size=64)
+    dataset = "upload:" + save_uploaded_dataset(report)
+    at = _app().run()
+    assert f"Uploaded: mine.zip ({dataset})" in at.selectbox(key="train.dataset").options
+    at.selectbox(key="train.dataset").set_value(dataset).run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="train.loss").value == "bce_dice"  # binary masks
+    from unet_demo.ui.state import UNET_CONFIG_KEY
+
+    keys = [key for key in at.session_state if key.startswith("train.")] + [UNET_CONFIG_KEY]
+    spec = spec_from_state({key: at.session_state[key] for key in keys})
+    assert spec.data.dataset == dataset and spec.model == TINY_MODEL
