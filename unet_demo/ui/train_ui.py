@@ -307,7 +307,8 @@ def settings_ui(disabled: bool):
     state = st.session_state
     choices = _dataset_choices()
     if state.get(PREFIX + "dataset") not in choices:
-        state[PREFIX + "dataset"] = get_dataset() if get_dataset() in choices else next(iter(choices))
+        chosen = get_dataset()
+        state[PREFIX + "dataset"] = chosen if chosen in choices else next(iter(choices))
     state.setdefault(PREFIX + "preset", PRESET_NAMES[0])
     if PREFIX + "loss" not in state:
         _apply_preset()
@@ -322,7 +323,8 @@ def settings_ui(disabled: bool):
                  help="classroom: small and fast (minutes on a laptop CPU); quality: bigger "
                       "model and more epochs. Picking one resets the settings below.")
         st.number_input("Training images (0 = all)", min_value=0, max_value=100000, step=8,
-                        key=PREFIX + "max_train_images", disabled=disabled, persist_state="session",
+                        key=PREFIX + "max_train_images", disabled=disabled,
+                        persist_state="session",
                         help="Fewer images make each epoch faster (and the model worse).")
         _upload_ui(disabled)
     dataset, preset_name = state[PREFIX + "dataset"], state[PREFIX + "preset"]
@@ -337,7 +339,8 @@ def settings_ui(disabled: bool):
         st.subheader("Model")
         built = get_unet_config()
         state.setdefault(PREFIX + "model_source", MODEL_SOURCES[1] if built else MODEL_SOURCES[0])
-        source = st.radio("Model", MODEL_SOURCES, key=PREFIX + "model_source", disabled=disabled, persist_state="session",
+        source = st.radio("Model", MODEL_SOURCES, key=PREFIX + "model_source",
+                          disabled=disabled, persist_state="session",
                           help="The Build page's U-Net, or the model that comes with the preset.")
         if source == MODEL_SOURCES[1] and built is None:
             st.info("No model from the Build page yet: using the preset's model. Design "
@@ -347,7 +350,8 @@ def settings_ui(disabled: bool):
         st.caption(f"**{model.variant}** U-Net, depth {model.depth}, filters {levels}, "
                    f"{model.normalization} norm, {model.upsampling}. Input size, channels "
                    "and classes are matched to the data when the run starts.")
-        st.checkbox("Augment training images", key=PREFIX + "augment", disabled=disabled, persist_state="session")
+        st.checkbox("Augment training images", key=PREFIX + "augment", disabled=disabled,
+                    persist_state="session")
         augment_cfg, augment_source = _chosen_augment(state, preset)
         if state[PREFIX + "augment"]:
             st.caption(f"Uses {augment_source}: {_augment_summary(augment_cfg)}.")
@@ -367,7 +371,8 @@ def settings_ui(disabled: bool):
                        key=PREFIX + "optimizer", disabled=disabled, persist_state="session")
         rates = sorted({*LEARNING_RATES, float(state[PREFIX + "learning_rate"])})
         right.select_slider("Learning rate", rates, key=PREFIX + "learning_rate",
-                            format_func=lambda v: f"{v:.0e}", disabled=disabled, persist_state="session")
+                            format_func=lambda v: f"{v:.0e}", disabled=disabled,
+                            persist_state="session")
         left.selectbox("LR schedule", SCHEDULES, format_func=SCHEDULE_LABELS.get,
                        key=PREFIX + "schedule", disabled=disabled, persist_state="session")
         right.number_input("Epochs", min_value=1, max_value=1000, key=PREFIX + "epochs",
@@ -375,7 +380,8 @@ def settings_ui(disabled: bool):
         left.number_input("Batch size", min_value=1, max_value=512, key=PREFIX + "batch_size",
                           disabled=disabled, persist_state="session")
         right.number_input("Early stopping patience (0 = off)", min_value=0, max_value=1000,
-                           key=PREFIX + "early_stopping_patience", disabled=disabled, persist_state="session",
+                           key=PREFIX + "early_stopping_patience", disabled=disabled,
+                           persist_state="session",
                            help="Stop after this many epochs without a better validation "
                                 "loss and keep the best epoch's weights.")
         left.number_input("Seed", min_value=0, max_value=2**31 - 1, key=PREFIX + "seed",
@@ -403,7 +409,7 @@ def _chosen_model(state, preset):
 
 
 def _chosen_augment(state, preset):
-    """(AugmentConfig, where it comes from): the Augment page's pipeline if set, else the preset's."""
+    """(AugmentConfig, source): the Augment page's pipeline if set, else the preset's."""
     from unet_demo.ui.state import get_augment_config
 
     cfg = get_augment_config(state)
