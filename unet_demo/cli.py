@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 
 from unet_demo import DISCLAIMER, __version__
 from unet_demo.errors import UNetDemoError
@@ -51,3 +53,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print(
+            "error: ran out of memory. Use a smaller input, batch size or model, "
+            "or free memory and try again.",
+            file=sys.stderr,
+        )
+        return 1
+    except Exception as error:  # noqa: BLE001 - last line of defence: a message, not a traceback
+        print(
+            f"error: unexpected {type(error).__name__}: {error}\n"
+            "This is a bug in unet-demo, not in your input. Set UNET_DEMO_DEBUG=1 to see the "
+            "traceback and include it when you report it.",
+            file=sys.stderr,
+        )
+        if os.environ.get("UNET_DEMO_DEBUG"):
+            traceback.print_exc()
+        return 1

@@ -76,3 +76,17 @@ def test_missing_sample_data_gives_error_and_exit_code_2(tmp_path, monkeypatch, 
         bundled._stored_card.cache_clear()
     error = capsys.readouterr().err
     assert error.startswith("error: ") and "build_sample_data.py" in error
+
+
+def test_unexpected_error_is_one_message_line_and_exit_1(monkeypatch, capsys):
+    from unet_demo.commands import datasets as datasets_command
+
+    def broken() -> list:
+        raise RuntimeError("disk went away")
+
+    monkeypatch.setattr(datasets_command, "dataset_summaries", broken)
+    monkeypatch.delenv("UNET_DEMO_DEBUG", raising=False)
+    assert main(["datasets"]) == 1
+    error = capsys.readouterr().err
+    assert "unexpected RuntimeError: disk went away" in error
+    assert "Traceback" not in error and "UNET_DEMO_DEBUG" in error
