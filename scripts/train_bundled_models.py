@@ -97,7 +97,7 @@ def make_card(name: str, run_dir: Path, preset: str, metrics: dict) -> dict:
 
 def train_one(name: str, preset: str, work: Path, dest_root: Path) -> dict:
     from unet_demo.data.bundled import load_split
-    from unet_demo.ood import fingerprint, save_fingerprint
+    from unet_demo.ood import model_fingerprint, save_fingerprint
 
     out_dir = work / name
     command = [sys.executable, "-m", "unet_demo", "train", "--dataset", name,
@@ -117,7 +117,8 @@ def train_one(name: str, preset: str, work: Path, dest_root: Path) -> dict:
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy2(model_path, dest / MODEL_FILE)
     (dest / CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=True, default=str))
-    save_fingerprint(fingerprint(load_split(name, "train").images), dest / FINGERPRINT_FILE)
+    save_fingerprint(model_fingerprint(load_split(name, "train").images, "minmax"),
+                     dest / FINGERPRINT_FILE)
     print(f"{name}: {size / 1e6:.2f} MB, test Dice {metrics.get('dice', float('nan')):.3f}"
           f" -> {dest}", flush=True)
     return {"name": name, "bytes": size, **metrics}
