@@ -198,24 +198,51 @@ def image_grid(tiles: Sequence[np.ndarray], columns: int, gap: int = 4,
     return grid
 
 
-def legend_markdown(class_names: Sequence[str], colours: Sequence[str] | None = None) -> str:
-    """An HTML legend line: a coloured square and the name per foreground class.
+def legend_rgb(entries: Sequence[tuple[str, str]], font_size: int = 15) -> np.ndarray:
+    """A one-line legend picture: a coloured square and a name per entry, on white.
+
+    Drawn with Pillow, so pages need no HTML to show colour swatches.
+
+    Args:
+        entries: (name, "#rrggbb") pairs in display order.
+        font_size: text height in pixels.
+
+    Example:
+        >>> legend_rgb([("tumour", "#ff0000")]).shape[2]
+        3
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=font_size)
+    gap, square = font_size, font_size
+    widths = [int(font.getlength(name)) for name, _ in entries]
+    width = max(1, sum(square + 6 + w + gap for w in widths))
+    height = font_size + 8
+    picture = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(picture)
+    x = 0
+    for (name, colour), text_width in zip(entries, widths, strict=True):
+        top = (height - square) // 2
+        draw.rectangle([x, top, x + square, top + square], fill=colour, outline="#333333")
+        draw.text((x + square + 6, height // 2), name, fill="#222222", font=font, anchor="lm")
+        x += square + 6 + text_width + gap
+    return np.asarray(picture)
+
+
+def class_legend_entries(class_names: Sequence[str],
+                         colours: Sequence[str] | None = None) -> list[tuple[str, str]]:
+    """(name, colour) of every foreground class, for `legend_rgb`.
 
     Args:
         class_names: one name per label value, background first.
         colours: hex colour per label value; default `class_colours`.
 
     Example:
-        >>> "tumour" in legend_markdown(["background", "tumour"])
-        True
+        >>> class_legend_entries(["background", "tumour"], ["#000000", "#ff0000"])
+        [('tumour', '#ff0000')]
     """
     palette = list(colours) if colours is not None else class_colours(len(class_names))
-    items = [
-        f"<span style='display:inline-block;width:0.9em;height:0.9em;background:{palette[v]};"
-        f"border:1px solid #333;margin:0 0.3em 0 0.8em;vertical-align:middle'></span>{name}"
-        for v, name in enumerate(class_names) if v > 0
-    ]
-    return "".join(items)
+    return [(name, palette[v]) for v, name in enumerate(class_names) if v > 0]
 
 
 # --------------------------------------------------------------------------- statistics figures

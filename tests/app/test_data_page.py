@@ -44,7 +44,8 @@ def test_every_dataset_renders_with_its_classes_in_the_legend(app, name):
     app.selectbox(key="data.dataset").set_value(name)
     _run(app)
     assert app.session_state[DATASET_KEY] == name
-    legend = " ".join(m.value for m in app.markdown)
+    legend = " ".join(img.caption for element in app.get("image") for img in element.proto.imgs
+                      if img.caption.startswith("Legend:"))
     for class_name in get_dataset_info(name).class_names[1:]:
         assert class_name in legend
 

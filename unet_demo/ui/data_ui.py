@@ -16,9 +16,10 @@ from unet_demo.errors import UNetDemoError
 from unet_demo.plots import (
     class_balance_figure,
     class_colours,
+    class_legend_entries,
     draw_outline,
     intensity_histogram_figure,
-    legend_markdown,
+    legend_rgb,
     overlay_rgb,
     split_sizes_figure,
     to_display_rgb,
@@ -113,7 +114,8 @@ def browse_section(name: str, info, colours: list[str]) -> None:
                  caption="mask overlay", width="stretch")
     right.image(draw_outline(to_display_rgb(image), mask, colour="#ff2a2a"),
                 caption="mask outline", width="stretch")
-    st.markdown(legend_markdown(info.class_names, colours), unsafe_allow_html=True)
+    entries = class_legend_entries(info.class_names, colours)
+    st.image(legend_rgb(entries), caption="Legend: " + ", ".join(name for name, _ in entries))
     present = np.bincount(mask.ravel(), minlength=info.num_classes)[: info.num_classes]
     share = ", ".join(f"{n} {100 * c / mask.size:.1f}%" for n, c in zip(info.class_names, present,
                                                                           strict=True))

@@ -382,12 +382,10 @@ def _before_after_table(before: dict[str, float], after: dict[str, float],
 
 def _legend() -> None:
     from unet_demo.evaluation import error_legend
+    from unet_demo.plots import legend_rgb
 
-    swatches = " ".join(
-        f'<span style="background:{hexcode};padding:0 0.6em;border-radius:3px">&nbsp;</span> '
-        f"{name}" for name, hexcode in error_legend())
-    st.markdown(f"<small>Error map: {swatches} · black = true negative · "
-                "white outline in the overlay = ground truth</small>", unsafe_allow_html=True)
+    st.image(legend_rgb(error_legend()), caption="error map colours")
+    st.caption("Black = true negative; the white outline in the overlay is the ground truth.")
 
 
 def _image_row(data: dict[str, Any], result, index: int, info) -> None:
