@@ -41,7 +41,8 @@ class Started:
         device: "CPU" or e.g. "GPU x2".
         params: trainable + non-trainable parameter count of the model.
         jit_compile: whether the train step is compiled with XLA.
-        deterministic: whether op determinism is on (same seed -> same history on CPU).
+        deterministic: the run asked for repeatable results (same seed -> same history on CPU;
+            op determinism itself is only switched on where XLA is off).
         note: anything the user should know (e.g. why results may not repeat on a GPU).
     """
 

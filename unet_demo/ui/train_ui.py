@@ -682,8 +682,10 @@ def _render_live(live: LiveRun, run_dir: Path, running: bool) -> None:
     if started is not None:
         facts = (f"{started.train_images} training / {started.val_images} validation images, "
                  f"{started.params:,} parameters, {started.batches_per_epoch} batches per "
-                 f"epoch, XLA {'on' if getattr(started, 'jit_compile', False) else 'off'}, "
-                 f"op determinism {'on' if getattr(started, 'deterministic', False) else 'off'}.")
+                 f"epoch, XLA {'on' if getattr(started, 'jit_compile', False) else 'off'}; "
+                 + ("seeded: the same seed and settings repeat this history on a CPU."
+                    if getattr(started, "deterministic", False)
+                    else "not seeded for repeatability."))
         note = getattr(started, "note", "")
         st.caption(facts + (f" {note}" if note else ""))
     if isinstance(live.terminal, Finished):
