@@ -837,7 +837,8 @@ def _run(trainer: _Trainer, resume: bool) -> Path:
             try:
                 model.fit(train_data, validation_data=val_data, epochs=train.epochs,
                           initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
-                          callbacks=callbacks, verbose=0)
+                          callbacks=callbacks, verbose=0,
+                          shuffle=False)  # the tf.data pipeline shuffles per (seed, epoch)
             except StopRequested:
                 break
             except (tf.errors.OpError, NotImplementedError, ValueError, TypeError) as error:
