@@ -60,3 +60,15 @@ def test_page_renders_without_error(app_server, page, name, path):
     page.set_viewport_size({"width": 1400, "height": min(max(int(height), 1000), 4000)})
     page.wait_for_timeout(800)
     save_screenshot(page, name)
+
+
+def test_sidebar_menu_names_every_page_and_its_links_work(app_server, page):
+    page.goto(app_server + "/")
+    wait_for_app(page, ready_text=READY_TEXT["home"])
+    nav = page.locator("[data-testid='stSidebarNav']")
+    # Each link reads "<icon name>\n\n<label>": keep the label.
+    labels = [text.strip().splitlines()[-1] for text in nav.locator("a").all_inner_texts()]
+    assert labels == ["Home", "Data", "Augment", "Build", "Train", "Evaluate", "Segment", "Learn"]
+    nav.get_by_text("Learn", exact=True).click()
+    page.wait_for_url("**/Learn")
+    page.get_by_text("Learn U-Net", exact=False).first.wait_for(timeout=60_000)
