@@ -41,11 +41,12 @@ TRIED = [
     "parameters, oneDNN CPU build, 2 threads) and ours are within about 10% of each other; which "
     "one leads changes from run to run (1.47x for us in an earlier run, 0.90x in this one). "
     "Both are bound by the same convolution kernels on two cores; XLA is the lever we use.",
-    "- **App start (goal 3 s)**: the server is healthy in under 1 s and the home page script "
-    "needs no TensorFlow (0.8 s of imports, 0.2 s to draw the four gallery tiles, cached "
-    "afterwards). The remaining ~2.4 s is Chromium loading and starting Streamlit's front end "
-    "and opening the websocket, which the app does not control; the figure is a few tenths of "
-    "a second over the goal.",
+    "- **App start (goal 3 s)**: the server is healthy in about 1 s and the home page script "
+    "needs no TensorFlow (0.14 s of imports beyond Streamlit, 0.2 s to draw the four gallery "
+    "tiles, cached afterwards). The rest is Chromium loading and starting Streamlit's front end and opening "
+    "the websocket, which the app does not control. On this VM the same code measured "
+    "3.3 to 4.4 s (medians of 3-5 starts, one after another); switching the entry point to "
+    "`st.navigation` made no difference beyond that noise. Not met by 0.3-1.4 s.",
 ]
 
 
