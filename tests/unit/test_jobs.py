@@ -11,7 +11,7 @@ pytest.importorskip("tensorflow")
 from tests.unit.training_helpers import tiny_spec  # noqa: E402
 from unet_demo.training import events as ev  # noqa: E402
 from unet_demo.training import rundir  # noqa: E402
-from unet_demo.training.jobs import JobManager, JobsBusyError  # noqa: E402
+from unet_demo.training.jobs import JobManager, JobsBusyError, trained_since_start  # noqa: E402
 from unet_demo.training.runner import run_training  # noqa: E402
 
 TIMING_KEYS = {"seconds", "images_per_sec"}
@@ -51,6 +51,22 @@ def test_busy_cap_is_enforced_at_once_and_stop_is_honoured(tmp_path):
     info = rundir.load_run(run_id, root=tmp_path)
     assert info.status == "stopped" and info.label == "first"
     assert isinstance(ev.last_event(tmp_path / run_id), ev.Stopped)
+    assert manager.running_ids() == []
+
+
+def test_stop_while_the_worker_is_still_starting_ends_it_within_seconds(tmp_path):
+    manager = JobManager(root=tmp_path, max_jobs=1)
+    run_id = manager.start(tiny_spec(epochs=200, images=8), label="early stop")
+    try:
+        assert not trained_since_start(tmp_path / run_id)  # TensorFlow is still importing
+        pressed = time.monotonic()
+        manager.stop(run_id)
+        assert manager.wait(run_id, timeout=30)
+        assert time.monotonic() - pressed < 15
+    finally:
+        manager.kill(run_id)
+    assert isinstance(ev.last_event(tmp_path / run_id), ev.Stopped)
+    assert rundir.load_run(run_id, root=tmp_path).status == "stopped"
     assert manager.running_ids() == []
 
 

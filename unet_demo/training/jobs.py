@@ -11,6 +11,7 @@ run id: `unet_demo.training.rundir.load_run` and `events.read_events`.
   raises `JobsBusyError` at once. Nothing is queued.
 * `stop` creates RUN_DIR/STOP, which the worker checks after every batch; if the worker is
   still alive after ``grace_s`` seconds it is killed (SIGKILL) and a `Stopped` event recorded.
+  A worker that has not finished a batch yet (still starting) is killed after 2 s instead.
 * Starting an id that is already training returns that id (a double click starts nothing new).
 
 Example:
@@ -39,6 +40,10 @@ from unet_demo.training import rundir
 from unet_demo.training.spec import RunSpec
 
 STOP_GRACE_SECONDS = 60.0
+# A worker that has not finished a batch since it started is still importing TensorFlow or
+# compiling; it cannot look at the STOP file for tens of seconds, and killing it loses nothing
+# (its last checkpoint is untouched), so it gets only this long.
+STARTUP_STOP_GRACE_SECONDS = 2.0
 
 
 class JobsBusyError(UNetDemoError):
@@ -173,6 +178,8 @@ class JobManager:
         (path / rundir.STOP_FILE).touch()
         if not self.is_running(run_id):
             return
+        if not trained_since_start(path):
+            grace_s = min(grace_s, STARTUP_STOP_GRACE_SECONDS)
         watcher = threading.Thread(target=self._kill_after, args=(run_id, grace_s),
                                    name=f"stop-{run_id}", daemon=True)
         watcher.start()
@@ -209,6 +216,25 @@ class JobManager:
         if not isinstance(last, ev.TERMINAL_TYPES):
             epoch = rundir.read_json(path / rundir.STATE_FILE).get("epoch", 0)
             ev.append_event(path, ev.Stopped(epoch=int(epoch) + 1, batch=0))
+
+
+def trained_since_start(run_dir: Path) -> bool:
+    """Whether the run's current worker has finished at least one batch.
+
+    Args:
+        run_dir: the run directory.
+
+    Example:
+        >>> trained_since_start(Path("/nonexistent"))
+        False
+    """
+    events, _ = ev.read_events(run_dir)
+    for event in reversed(events):
+        if isinstance(event, ev.BatchEnd):
+            return True
+        if isinstance(event, ev.Started):
+            return False
+    return False
 
 
 _MANAGER: JobManager | None = None
