@@ -60,9 +60,9 @@ def inference_timings(repeats: int) -> list[dict]:
     """Model and upload-to-overlay seconds for each bundled model on a 256x256 PNG."""
     import numpy as np
 
-    from unet_demo.bundled_models import bundled_model_names, open_model
-    from unet_demo.plots import overlay_rgb
-    from unet_demo.segmentation import rgb_png_bytes
+    from unet_demo.inference.encoders import rgb_png_bytes
+    from unet_demo.inference.registry import bundled_model_names, open_model
+    from unet_demo.plots.images import overlay_rgb
     from unet_demo.ui.segment_ui import SegmentOptions, process_upload
 
     rows = []

@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from unet_demo import DISCLAIMER  # noqa: E402
-from unet_demo.bundled_models import (  # noqa: E402
+from unet_demo.inference.registry import (  # noqa: E402
     CARD_FILE,
     FINGERPRINT_FILE,
     MAX_BUNDLED_BYTES,
@@ -60,8 +60,8 @@ def test_metrics(model_path: Path, dataset: str) -> dict:
 
     Images are normalised one by one as in training and in ``predict`` (the evaluate CLI path).
     """
-    from unet_demo.bundled_models import open_model
     from unet_demo.commands.evaluate import score_model_on_split
+    from unet_demo.inference.registry import open_model
 
     handle = open_model(model_path)
     result = score_model_on_split(handle, dataset, "test", 0.5, True)
@@ -97,7 +97,7 @@ def make_card(name: str, run_dir: Path, preset: str, metrics: dict) -> dict:
 
 def train_one(name: str, preset: str, work: Path, dest_root: Path) -> dict:
     from unet_demo.data.bundled import load_split
-    from unet_demo.ood import model_fingerprint, save_fingerprint
+    from unet_demo.inference.ood import model_fingerprint, save_fingerprint
 
     out_dir = work / name
     command = [sys.executable, "-m", "unet_demo", "train", "--dataset", name,

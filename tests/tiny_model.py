@@ -51,8 +51,8 @@ def make_tiny_bundled_model(
     from unet_demo.config import UNetConfig
     from unet_demo.data.bundled import get_dataset_info, load_split
     from unet_demo.data.preprocess import normalize
+    from unet_demo.inference.ood import model_fingerprint, save_fingerprint
     from unet_demo.models.builder import build_unet
-    from unet_demo.ood import model_fingerprint, save_fingerprint
 
     keras.utils.set_random_seed(0)
     train = load_split(dataset, "train")

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from unet_demo import DISCLAIMER, learn
+from unet_demo import DISCLAIMER
+from unet_demo.lessons import learn
 from unet_demo.ui.learn_ui import quiz_radio_key
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from unet_demo.config import UNetConfig
-from unet_demo.train_plots import snapshot_overlay, training_curves_figure
+from unet_demo.plots.images import snapshot_overlay
+from unet_demo.plots.training import training_curves_figure
 from unet_demo.training.events import (
     BatchEnd,
     EpochEnd,

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from tests.tiny_model import BUNDLED_DIR_ENV, TINY_DATASET, shared_tiny_models_dir
-from unet_demo.bundled_models import (
+from unet_demo.errors import UNetDemoError
+from unet_demo.inference.registry import (
     bundled_model_path,
     list_bundled_models,
     list_model_choices,
     open_model,
 )
-from unet_demo.errors import UNetDemoError
 
 
 @pytest.fixture

@@ -8,14 +8,10 @@ import numpy as np
 import pytest
 
 from unet_demo.errors import UNetDemoError
-from unet_demo.evaluation import (
-    ERROR_COLOURS,
+from unet_demo.evaluation.evaluate import evaluate_model_on_arrays
+from unet_demo.evaluation.scores import (
     confusion_matrix,
     error_counts,
-    error_legend,
-    error_map,
-    evaluate_model_on_arrays,
-    labels_from_probabilities,
     mean_metrics,
     metrics_table,
     otsu_threshold,
@@ -23,6 +19,8 @@ from unet_demo.evaluation import (
     threshold_curve,
     worst_k,
 )
+from unet_demo.inference.labels import labels_from_probabilities
+from unet_demo.plots.images import ERROR_COLOURS, error_legend, error_map
 
 
 def test_error_map_colours_each_outcome():
@@ -174,9 +172,9 @@ def test_evaluate_model_on_arrays_with_postprocessing():
 def test_evaluate_folders_pairs_names_and_scores_at_mask_size(tmp_path, monkeypatch):
     from tests.bad_files import png_bytes
     from tests.tiny_model import BUNDLED_DIR_ENV, TINY_DATASET, shared_tiny_models_dir
-    from unet_demo.bundled_models import open_model
     from unet_demo.data.bundled import load_split
-    from unet_demo.evaluation import evaluate_folders
+    from unet_demo.evaluation.evaluate import evaluate_folders
+    from unet_demo.inference.registry import open_model
 
     monkeypatch.setenv(BUNDLED_DIR_ENV, str(shared_tiny_models_dir()))
     handle = open_model(f"bundled:{TINY_DATASET}")
@@ -203,8 +201,8 @@ def test_evaluate_folders_pairs_names_and_scores_at_mask_size(tmp_path, monkeypa
 def test_evaluate_folders_refuses_size_mismatch_and_no_pairs(tmp_path, monkeypatch):
     from tests.bad_files import png_bytes
     from tests.tiny_model import BUNDLED_DIR_ENV, TINY_DATASET, shared_tiny_models_dir
-    from unet_demo.bundled_models import open_model
-    from unet_demo.evaluation import evaluate_folders
+    from unet_demo.evaluation.evaluate import evaluate_folders
+    from unet_demo.inference.registry import open_model
 
     monkeypatch.setenv(BUNDLED_DIR_ENV, str(shared_tiny_models_dir()))
     handle = open_model(f"bundled:{TINY_DATASET}")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from unet_demo import learn
 from unet_demo.errors import UNetDemoError
+from unet_demo.lessons import learn
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SEEDS_DIR = Path("/work/shared/seeds")

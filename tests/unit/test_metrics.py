@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist, directed_hausdorff
 
-from unet_demo import metrics
+from unet_demo.evaluation import metrics
+from unet_demo.training import keras_metrics
 
 RNG = np.random.default_rng(3)
 
@@ -124,7 +125,7 @@ def test_keras_binary_metrics_match_numpy():
     tp, fp, fn = counting_reference(truth.astype(bool), pred)
     expected = {"dice": 2 * tp / (2 * tp + fp + fn), "iou": tp / (tp + fp + fn),
                 "precision": tp / (tp + fp), "recall": tp / (tp + fn)}
-    for metric in metrics.keras_metrics(1):
+    for metric in keras_metrics.keras_metrics(1):
         metric.update_state(truth[:1], probs[:1])
         metric.update_state(truth[1:, ..., 0], probs[1:])  # masks with or without channel axis
         assert float(metric.result()) == pytest.approx(expected[metric.name], rel=1e-5)
@@ -144,7 +145,7 @@ def test_keras_multiclass_metrics_mean_over_foreground():
         per_class["iou"].append(tp / (tp + fp + fn))
         per_class["precision"].append(tp / (tp + fp))
         per_class["recall"].append(tp / (tp + fn))
-    for metric in metrics.keras_metrics(3):
+    for metric in keras_metrics.keras_metrics(3):
         metric.update_state(truth.astype(np.uint8), probs)
         assert float(metric.result()) == pytest.approx(np.mean(per_class[metric.name]), rel=1e-5)
         metric.reset_state()

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from unet_demo.ood import fingerprint, image_stats, load_fingerprint, ood_check, save_fingerprint
+from unet_demo.inference.ood import (
+    fingerprint,
+    image_stats,
+    load_fingerprint,
+    ood_check,
+    save_fingerprint,
+)
 
 
 def training_images():

@@ -6,21 +6,22 @@ import numpy as np
 import pytest
 
 from unet_demo.config import VARIANTS, UNetConfig
-from unet_demo.plots import (
+from unet_demo.plots.data import (
     class_balance_figure,
+    intensity_histogram_figure,
+    split_sizes_figure,
+)
+from unet_demo.plots.images import (
     class_colours,
     draw_outline,
     hex_to_rgb,
     image_grid,
-    intensity_histogram_figure,
-    level_shapes,
     mask_outline,
     overlay_rgb,
-    split_sizes_figure,
     to_display_rgb,
-    training_curves,
-    unet_diagram,
 )
+from unet_demo.plots.models import level_shapes, unet_diagram
+from unet_demo.plots.training import training_curves_figure
 
 
 def _square_mask(size: int = 16) -> np.ndarray:
@@ -146,5 +147,5 @@ def test_unet_diagram_uses_given_levels():
 def test_training_curves_have_one_point_per_epoch():
     rows = [{"epoch": e, "loss": 1 / e, "val_loss": 1.2 / e, "dice": 0.1 * e,
              "val_dice": 0.09 * e, "lr": 1e-3} for e in (1, 2, 3, 4)]
-    figure = training_curves(rows)
+    figure = training_curves_figure(rows)
     assert all(len(trace.x) == 4 for trace in figure.data)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from unet_demo.errors import UNetDemoError
-from unet_demo.postprocess import (
+from unet_demo.inference.postprocess import (
     apply_op,
     binary_closing,
     binary_opening,

@@ -12,14 +12,8 @@ from PIL import Image
 
 from unet_demo.data.readers import read_image_bytes, slice_volume
 from unet_demo.errors import UNetDemoError
-from unet_demo.segmentation import (
-    mask_png_bytes,
-    nifti_mask_bytes,
-    place_slice,
-    rgb_png_bytes,
-    segment_array,
-    segment_volume,
-)
+from unet_demo.inference.encoders import mask_png_bytes, nifti_mask_bytes, rgb_png_bytes
+from unet_demo.inference.segment import place_slice, segment_array, segment_volume
 
 
 def bright_box_image(height=60, width=90):

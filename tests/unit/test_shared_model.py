@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from unet_demo.errors import UNetDemoError
-from unet_demo.models.shared import SharedModel, inference_cache_key
+from unet_demo.inference.shared import SharedModel, inference_cache_key
 
 keras = pytest.importorskip("keras")
 

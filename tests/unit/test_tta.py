@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from unet_demo.errors import UNetDemoError
-from unet_demo.inference import FLIPS, apply_flip, flip_tta
+from unet_demo.inference.tta import FLIPS, apply_flip, flip_tta
 
 
 def images():

@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def score_model_on_split(handle, dataset: str, split: str, threshold: float,
                          distances: bool):
-    from unet_demo.evaluation import evaluate_model_on_arrays
+    from unet_demo.evaluation.evaluate import evaluate_model_on_arrays
     from unet_demo.training.runner import load_split_arrays, prepare_images, prepare_masks
 
     images, masks, ids = load_split_arrays(dataset, split)
@@ -66,7 +66,7 @@ def evaluate_args(args: argparse.Namespace) -> dict[str, Any]:
     if args.run is not None:
         if args.model or args.images or args.masks:
             raise UNetDemoError("Use either --run or --model, not both.")
-        from unet_demo.evaluation import evaluate_predictions
+        from unet_demo.evaluation.evaluate import evaluate_predictions
         from unet_demo.training.rundir import load_model
         from unet_demo.training.runner import load_spec, prepare_split
 
@@ -79,13 +79,13 @@ def evaluate_args(args: argparse.Namespace) -> dict[str, Any]:
                                       args.threshold, ids=ids, distances=distances)
         source = f"run {args.run} on {spec.data.dataset}/{args.split}"
     elif args.model:
-        from unet_demo.bundled_models import open_model
+        from unet_demo.inference.registry import open_model
 
         handle = open_model(args.model)
         if args.images or args.masks:
             if not (args.images and args.masks):
                 raise UNetDemoError("--images and --masks go together; give both folders.")
-            from unet_demo.evaluation import evaluate_folders
+            from unet_demo.evaluation.evaluate import evaluate_folders
 
             result = evaluate_folders(handle, args.images, args.masks, threshold=args.threshold)
             source = f"{args.model} on {args.images}"
@@ -102,7 +102,7 @@ def evaluate_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Print per-image and mean metrics; returns 0."""
-    from unet_demo.evaluation import format_metrics_text
+    from unet_demo.evaluation.scores import format_metrics_text
 
     outcome = evaluate_args(args)
     if args.json:

@@ -46,8 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Segment every input; return 0 when all succeeded, 2 when any file was refused."""
-    from unet_demo.bundled_models import open_model
-    from unet_demo.postprocess import parse_op
+    from unet_demo.inference.postprocess import parse_op
+    from unet_demo.inference.registry import open_model
 
     if not 0.0 <= args.threshold <= 1.0:
         raise UNetDemoError(f"--threshold must be between 0 and 1. Received: {args.threshold}.")
@@ -88,12 +88,8 @@ def run(args: argparse.Namespace) -> int:
 def predict_file(handle: Any, path: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Segment one file and write its mask; return a JSON-ready summary."""
     from unet_demo.data.readers import read_image_bytes
-    from unet_demo.segmentation import (
-        mask_png_bytes,
-        nifti_mask_bytes,
-        segment_array,
-        segment_volume,
-    )
+    from unet_demo.inference.encoders import mask_png_bytes, nifti_mask_bytes
+    from unet_demo.inference.segment import segment_array, segment_volume
 
     try:
         data = path.read_bytes()
@@ -134,7 +130,7 @@ def predict_file(handle: Any, path: Path, args: argparse.Namespace) -> dict[str,
 
 
 def _classes(num_classes: int) -> list[int]:
-    from unet_demo.evaluation import foreground_classes
+    from unet_demo.inference.labels import foreground_classes
 
     return foreground_classes(num_classes)
 

@@ -320,7 +320,7 @@ def load_model(run_dir: str | Path):
     import keras
 
     import unet_demo.losses  # noqa: F401  (registers the custom losses)
-    from unet_demo.metrics import overlap_metric_class
+    from unet_demo.training.keras_metrics import overlap_metric_class
 
     overlap_metric_class()
     path = _run_dir_of(run_dir) / MODEL_FILE

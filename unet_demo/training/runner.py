@@ -346,7 +346,7 @@ def training_metrics(output_classes: int, label_count: int) -> list:
     """Dice, IoU, precision, recall, pixel accuracy (+ per-class IoU for multi-class tasks)."""
     import keras
 
-    from unet_demo.metrics import keras_metrics
+    from unet_demo.training.keras_metrics import keras_metrics
 
     found = keras_metrics(output_classes)
     if output_classes == 1:
@@ -627,7 +627,7 @@ def evaluate_split(model, spec: RunSpec, split: str = "test", *, distances: bool
     Returns:
         `unet_demo.evaluation.EvaluationResult`.
     """
-    from unet_demo.evaluation import evaluate_model_on_arrays
+    from unet_demo.evaluation.evaluate import evaluate_model_on_arrays
 
     images, masks, ids = prepare_split(spec, split)
     num_classes = max(1, int(spec.model.num_classes))
@@ -730,8 +730,8 @@ def _run(trainer: _Trainer, resume: bool) -> Path:
     import tensorflow as tf
 
     import unet_demo.losses  # noqa: F401  (registers custom losses for checkpoint loading)
-    from unet_demo.metrics import overlap_metric_class
     from unet_demo.models.builder import build_unet
+    from unet_demo.training.keras_metrics import overlap_metric_class
 
     overlap_metric_class()
     run_dir = trainer.run_dir

@@ -16,7 +16,7 @@ import streamlit as st
 from unet_demo.augment import augment_gallery, augmentation_code, augmentation_yaml
 from unet_demo.config import AugmentConfig
 from unet_demo.errors import UNetDemoError
-from unet_demo.plots import draw_outline, image_grid, to_display_rgb
+from unet_demo.plots.images import draw_outline, image_grid, to_display_rgb
 from unet_demo.ui.state import get_augment_config, get_dataset, set_augment_config
 
 PREFIX = "augment."

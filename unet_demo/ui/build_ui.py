@@ -25,7 +25,7 @@ from unet_demo.config import (
     UNetConfig,
 )
 from unet_demo.errors import UNetDemoError
-from unet_demo.plots import level_shapes, levels_from_stats, unet_diagram
+from unet_demo.plots.models import level_shapes, levels_from_stats, unet_diagram
 from unet_demo.ui.state import get_unet_config, set_unet_config
 
 PREFIX = "build."

@@ -13,15 +13,17 @@ import streamlit as st
 
 from unet_demo.data.bundled import DATASET_NAMES, SPLITS
 from unet_demo.errors import UNetDemoError
-from unet_demo.plots import (
+from unet_demo.plots.data import (
     class_balance_figure,
+    intensity_histogram_figure,
+    split_sizes_figure,
+)
+from unet_demo.plots.images import (
     class_colours,
     class_legend_entries,
     draw_outline,
-    intensity_histogram_figure,
     legend_rgb,
     overlay_rgb,
-    split_sizes_figure,
     to_display_rgb,
 )
 from unet_demo.ui.state import get_dataset, set_dataset

@@ -39,10 +39,10 @@ def split_predictions(model_spec: str, model_id: str, dataset: str, split: str,
         split: "train", "val" or "test".
         tta: use flip test-time augmentation; adds the per-pixel variance.
     """
-    from unet_demo.bundled_models import open_model
     from unet_demo.data.bundled import load_split
     from unet_demo.data.preprocess import normalize, resize_with_pad, to_channels
-    from unet_demo.inference import flip_tta
+    from unet_demo.inference.registry import open_model
+    from unet_demo.inference.tta import flip_tta
 
     del model_id  # only keys the cache
     handle = open_model(model_spec)
@@ -173,7 +173,7 @@ def pick_model(key: str, prefer: str = "runs") -> str | None:
         key: widget key.
         prefer: "runs" (newest run first) or "bundled" (bundled models first).
     """
-    from unet_demo.bundled_models import list_model_choices
+    from unet_demo.inference.registry import list_model_choices
 
     choices = list_model_choices(prefer)
     if not choices:
@@ -219,8 +219,8 @@ def postprocess_controls(key: str) -> list[str]:
 
 def evaluate_page() -> None:
     """Draw the whole Evaluate page (called by pages/5_Evaluate.py)."""
-    from unet_demo.bundled_models import open_model
     from unet_demo.data.bundled import get_dataset_info
+    from unet_demo.inference.registry import open_model
 
     spec = pick_model("evaluate.model")
     if spec is None:
@@ -278,9 +278,9 @@ def _compatible(info, handle) -> bool:
 
 
 def _render_results(data: dict[str, Any], handle, info) -> None:
-    from unet_demo.evaluation import (
+    from unet_demo.evaluation.evaluate import evaluate_predictions
+    from unet_demo.evaluation.scores import (
         confusion_matrix,
-        evaluate_predictions,
         metrics_table,
         otsu_threshold,
         threshold_curve,
@@ -381,16 +381,14 @@ def _before_after_table(before: dict[str, float], after: dict[str, float],
 
 
 def _legend() -> None:
-    from unet_demo.evaluation import error_legend
-    from unet_demo.plots import legend_rgb
+    from unet_demo.plots.images import error_legend, legend_rgb
 
     st.image(legend_rgb(error_legend()), caption="error map colours")
     st.caption("Black = true negative; the white outline in the overlay is the ground truth.")
 
 
 def _image_row(data: dict[str, Any], result, index: int, info) -> None:
-    from unet_demo.evaluation import error_map
-    from unet_demo.plots import draw_outline, overlay_rgb
+    from unet_demo.plots.images import draw_outline, error_map, overlay_rgb
 
     image = _display(data["images"][index])
     truth = data["masks"][index]

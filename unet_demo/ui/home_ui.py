@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 from unet_demo.errors import UNetDemoError
-from unet_demo.plots import overlay_rgb, to_display_rgb
+from unet_demo.plots.images import overlay_rgb, to_display_rgb
 from unet_demo.settings import REPO_ROOT
 
 INTRO = (

@@ -1,6 +1,6 @@
 """Learn page: concept sections with try-it links, a searchable glossary and a scored quiz.
 
-All content and scoring live in `unet_demo.learn`; this module only draws widgets. The quiz
+All content and scoring live in `unet_demo.lessons.learn`; this module only draws widgets. The quiz
 keeps its answers in the radios' own session state. "Reset quiz" moves to a new round, whose
 widget keys are new, so every radio starts empty again (and a shuffled quiz gets a new order).
 """
@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from unet_demo import learn
+from unet_demo.lessons import learn
 
 STATE_PREFIX = "learn."
 QUIZ_ROUND_KEY = "learn.quiz_round"

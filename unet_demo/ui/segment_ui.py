@@ -3,7 +3,7 @@
 Every upload goes through the shared validation path (`unet_demo.data.readers`: bytes are
 sniffed on the server; the browser's file-type filter is only a convenience). A bad file shows
 a friendly error and the other files are still processed. Results are cached per session by
-`unet_demo.models.shared.inference_cache_key` (SHA-256 of the raw bytes + model id + options),
+`unet_demo.inference.shared.inference_cache_key` (SHA-256 of the raw bytes + model id + options),
 so moving the opacity slider never re-runs the model.
 
 `process_upload` holds the upload handling without any widget, so tests can call it directly.
@@ -46,7 +46,7 @@ class SegmentOptions:
     Attributes:
         threshold: foreground cut for sigmoid models.
         tta: flip test-time augmentation (adds an uncertainty map).
-        postprocess: clean-up operations (see `unet_demo.postprocess`).
+        postprocess: clean-up operations (see `unet_demo.inference.postprocess`).
         plane: NIfTI slicing plane.
         slice_index: NIfTI slice (None = middle).
         window: DICOM (center, width) window, None = automatic min-max.
@@ -85,7 +85,7 @@ def process_upload(data: bytes, name: str, handle: Any, options: SegmentOptions)
     Args:
         data: raw bytes of the upload.
         name: file name as uploaded (only used in messages).
-        handle: `unet_demo.bundled_models.ModelHandle`.
+        handle: `unet_demo.inference.registry.ModelHandle`.
         options: threshold, TTA, post-processing, NIfTI plane/slice, DICOM window.
 
     Example:
@@ -94,7 +94,7 @@ def process_upload(data: bytes, name: str, handle: Any, options: SegmentOptions)
         False
     """
     from unet_demo.data.readers import read_image_bytes
-    from unet_demo.segmentation import segment_array
+    from unet_demo.inference.segment import segment_array
 
     try:
         loaded = read_image_bytes(data, name, plane=options.plane,
@@ -121,7 +121,7 @@ def process_upload(data: bytes, name: str, handle: Any, options: SegmentOptions)
 
 def cached_process(data: bytes, name: str, handle: Any, options: SegmentOptions) -> UploadOutcome:
     """`process_upload` with a per-session cache keyed by `inference_cache_key`."""
-    from unet_demo.models.shared import inference_cache_key
+    from unet_demo.inference.shared import inference_cache_key
 
     key = inference_cache_key(data, handle.model_id, options.key_dict())
     cache: dict[str, UploadOutcome] = st.session_state.setdefault(RESULT_CACHE_KEY, {})
@@ -146,7 +146,7 @@ def sample_images(channels: int = 1, first: str = "") -> dict[str, tuple[str, by
         ['Synthetic lesions: test_000']
     """
     from unet_demo.data.bundled import load_split
-    from unet_demo.segmentation import rgb_png_bytes
+    from unet_demo.inference.encoders import rgb_png_bytes
     from unet_demo.ui.evaluate_ui import available_datasets
 
     infos = sorted(available_datasets(), key=lambda info: info.name != first)
@@ -170,7 +170,7 @@ def sample_images(channels: int = 1, first: str = "") -> dict[str, tuple[str, by
 
 def segment_page() -> None:
     """Draw the whole Segment page (called by pages/6_Segment.py)."""
-    from unet_demo.bundled_models import open_model
+    from unet_demo.inference.registry import open_model
     from unet_demo.ui.evaluate_ui import pick_model, postprocess_controls
 
     spec = pick_model("segment.model", prefer="bundled")
@@ -277,8 +277,8 @@ def _file_options(name: str, data: bytes, base: SegmentOptions, position: int) -
 
 def _show_outcome(outcome: UploadOutcome, data: bytes, handle, options: SegmentOptions,
                   opacity: float, position: int) -> dict[str, Any]:
-    from unet_demo.plots import overlay_rgb, to_display_rgb
-    from unet_demo.segmentation import mask_png_bytes, rgb_png_bytes
+    from unet_demo.inference.encoders import mask_png_bytes, rgb_png_bytes
+    from unet_demo.plots.images import overlay_rgb, to_display_rgb
 
     loaded, result = outcome.loaded, outcome.result
     for warning in result.warnings:
@@ -330,7 +330,7 @@ def _show_outcome(outcome: UploadOutcome, data: bytes, handle, options: SegmentO
 def _nifti_volume_section(data: bytes, name: str, handle, options: SegmentOptions,
                           position: int, row: dict[str, Any]) -> None:
     """Button to segment every slice; then volume in mm³ and a NIfTI mask download."""
-    from unet_demo.models.shared import inference_cache_key
+    from unet_demo.inference.shared import inference_cache_key
 
     key = inference_cache_key(data, handle.model_id, {**options.key_dict(), "volume": True,
                                                       "slice_index": None})
@@ -358,7 +358,8 @@ def _nifti_volume_section(data: bytes, name: str, handle, options: SegmentOption
 
 def _segment_whole_volume(data: bytes, name: str, handle, options: SegmentOptions):
     from unet_demo.data.readers import read_image_bytes
-    from unet_demo.segmentation import nifti_mask_bytes, segment_volume
+    from unet_demo.inference.encoders import nifti_mask_bytes
+    from unet_demo.inference.segment import segment_volume
 
     try:
         loaded = read_image_bytes(data, name)

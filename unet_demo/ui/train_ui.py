@@ -622,7 +622,7 @@ def _best_epoch(history: list[dict[str, Any]]) -> tuple[int | None, float | None
 
 def _snapshot_ui(live: LiveRun, run_dir: Path) -> None:
     """Strip of validation predictions for one epoch, with a scrubber over finished epochs."""
-    from unet_demo.train_plots import snapshot_overlay
+    from unet_demo.plots.images import snapshot_overlay
 
     epochs = sorted(live.snapshots)
     if not epochs:
@@ -658,7 +658,7 @@ def _snapshot_ui(live: LiveRun, run_dir: Path) -> None:
 
 def _render_live(live: LiveRun, run_dir: Path, running: bool) -> None:
     """Progress, learning curves, snapshot strip and the end message of one run."""
-    from unet_demo.train_plots import training_curves_figure
+    from unet_demo.plots.training import training_curves_figure
 
     status = live.status
     if not running and status in ("running", "waiting"):
@@ -769,7 +769,7 @@ def runs_ui(current: str | None) -> None:
     Args:
         current: the attached run id (preselected in the A/B picker).
     """
-    from unet_demo.train_plots import overlay_runs_figure
+    from unet_demo.plots.training import overlay_runs_figure
     from unet_demo.training.rundir import list_runs, load_history
 
     st.header("Runs")

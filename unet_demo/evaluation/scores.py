@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from unet_demo.errors import UNetDemoError
+from unet_demo.inference.labels import as_batch, foreground_classes
 
 METRIC_KEYS = ("dice", "iou", "precision", "recall", "hd95", "asd")
 # Metrics where a higher value is better (the others are distances: lower is better).
@@ -30,26 +31,9 @@ HIGHER_IS_BETTER = {"dice": True, "iou": True, "precision": True, "recall": True
                     "hd95": False, "asd": False}
 
 # RGB colours of the error map; colour-blind friendly (Okabe-Ito palette).
-ERROR_COLOURS: dict[str, tuple[int, int, int]] = {
-    "true positive": (0, 158, 115),    # bluish green: predicted and true
-    "false positive": (230, 159, 0),   # orange: predicted but not true (over-segmentation)
-    "false negative": (86, 180, 233),  # sky blue: true but missed (under-segmentation)
-}
 
 
 # --------------------------------------------------------------------------- per-image metrics
-
-def foreground_classes(num_classes: int) -> list[int]:
-    """Labels that are scored: [1] for a binary task, 1..C-1 for C classes.
-
-    Args:
-        num_classes: 1 or 2 for binary (sigmoid or 2-way softmax), otherwise the class count.
-
-    Example:
-        >>> foreground_classes(1), foreground_classes(3)
-        ([1], [1, 2])
-    """
-    return [1] if num_classes <= 2 else list(range(1, num_classes))
 
 
 def score_pair(
@@ -77,7 +61,7 @@ def score_pair(
         >>> score_pair(t, t)["iou"]
         1.0
     """
-    from unet_demo import metrics
+    from unet_demo.evaluation import metrics
 
     truth = np.asarray(truth)
     prediction = np.asarray(prediction)
@@ -138,8 +122,8 @@ def per_image_metrics(
         >>> row["id"], row["dice"], row["truth_pixels"]
         ('a', 1.0, 16)
     """
-    truth = _batch(truth)
-    prediction = _batch(prediction)
+    truth = as_batch(truth)
+    prediction = as_batch(prediction)
     if truth.shape != prediction.shape:
         raise UNetDemoError(
             f"Got {prediction.shape} predictions for {truth.shape} masks; they must match."
@@ -223,45 +207,6 @@ def worst_k(rows: Sequence[dict[str, Any]], k: int = 4, metric: str = "dice") ->
 
 # --------------------------------------------------------------------------- error map
 
-def error_map(truth: np.ndarray, prediction: np.ndarray, foreground: int | None = None) -> np.ndarray:
-    """RGB image of true positives, false positives and false negatives (black = true negative).
-
-    Colours come from `ERROR_COLOURS`; use `error_legend()` for the key.
-
-    Args:
-        truth: integer (H, W) labels.
-        prediction: integer (H, W) labels.
-        foreground: score only this class; None = any non-zero label counts as foreground.
-            For multi-class masks with ``foreground=None``, a pixel with the wrong class counts
-            as a false negative (for the true class) drawn in the FN colour.
-
-    Example:
-        >>> t = np.array([[1, 1, 0, 0]]); p = np.array([[1, 0, 1, 0]])
-        >>> error_map(t, p)[0].tolist()
-        [[0, 158, 115], [86, 180, 233], [230, 159, 0], [0, 0, 0]]
-    """
-    truth = np.asarray(truth)
-    prediction = np.asarray(prediction)
-    if truth.shape != prediction.shape:
-        raise UNetDemoError(f"Mask shape {truth.shape} differs from prediction {prediction.shape}.")
-    if foreground is None:
-        true_fg = truth > 0
-        pred_fg = prediction > 0
-        true_positive = true_fg & pred_fg & (truth == prediction)
-        wrong_class = true_fg & pred_fg & (truth != prediction)
-        false_negative = (true_fg & ~pred_fg) | wrong_class
-    else:
-        true_fg = truth == foreground
-        pred_fg = prediction == foreground
-        true_positive = true_fg & pred_fg
-        false_negative = true_fg & ~pred_fg
-    false_positive = pred_fg & ~true_fg
-    image = np.zeros(truth.shape + (3,), dtype=np.uint8)
-    image[true_positive] = ERROR_COLOURS["true positive"]
-    image[false_positive] = ERROR_COLOURS["false positive"]
-    image[false_negative] = ERROR_COLOURS["false negative"]
-    return image
-
 
 def error_counts(truth: np.ndarray, prediction: np.ndarray) -> dict[str, int]:
     """Pixel counts of TP, FP, FN and TN for foreground (any non-zero label) vs background.
@@ -282,16 +227,6 @@ def error_counts(truth: np.ndarray, prediction: np.ndarray) -> dict[str, int]:
         "fn": int((true_fg & ~pred_fg).sum()),
         "tn": int((~true_fg & ~pred_fg).sum()),
     }
-
-
-def error_legend() -> list[tuple[str, str]]:
-    """(label, "#rrggbb") pairs describing the error-map colours, for a legend.
-
-    Example:
-        >>> error_legend()[0]
-        ('true positive', '#009e73')
-    """
-    return [(name, "#{:02x}{:02x}{:02x}".format(*rgb)) for name, rgb in ERROR_COLOURS.items()]
 
 
 # --------------------------------------------------------------------------- confusion matrix
@@ -383,8 +318,8 @@ def threshold_curve(
                 f"received {probs.shape[-1]} channels. Multi-class models use argmax."
             )
         probs = probs[..., 0]
-    probs = _batch(probs)
-    positives = _batch(np.asarray(truth)) > 0
+    probs = as_batch(probs)
+    positives = as_batch(np.asarray(truth)) > 0
     if probs.shape != positives.shape:
         raise UNetDemoError(f"Probabilities {probs.shape} and masks {positives.shape} differ.")
     if isinstance(thresholds, int):
@@ -446,284 +381,9 @@ def otsu_threshold(probabilities: np.ndarray) -> float:
     return float(threshold_otsu(values, nbins=256))
 
 
-# --------------------------------------------------------------------------- whole split
-
-def labels_from_probabilities(
-    probabilities: np.ndarray, num_classes: int, threshold: float = 0.5
-) -> np.ndarray:
-    """Turn model outputs into integer labels: threshold one sigmoid channel, argmax otherwise.
-
-    Args:
-        probabilities: (..., 1) sigmoid probabilities or (..., C) softmax probabilities;
-            a 3-D (N, H, W) array is read as sigmoid probabilities.
-        num_classes: label count of the task.
-        threshold: foreground cut for the sigmoid case (>= threshold is foreground).
-
-    Example:
-        >>> labels_from_probabilities(np.array([[[[0.2], [0.7]]]]), 1).tolist()
-        [[[0, 1]]]
-    """
-    probs = np.asarray(probabilities)
-    if probs.ndim == 3 or probs.shape[-1] == 1:
-        single = probs if probs.ndim == 3 else probs[..., 0]
-        return (single >= threshold).astype(np.uint8)
-    del num_classes  # the channel count decides
-    return np.argmax(probs, axis=-1).astype(np.uint8)
-
-
-@dataclasses.dataclass
-class EvaluationResult:
-    """Everything the Evaluate page and the CLI show about one model on one split."""
-
-    probabilities: np.ndarray
-    predictions: np.ndarray
-    rows: list[dict[str, Any]]
-    mean: dict[str, float]
-    num_classes: int
-    threshold: float
-    postprocess_ops: tuple[str, ...]
-
-    def table(self, with_mean: bool = True):
-        """Per-image DataFrame (see `metrics_table`)."""
-        return metrics_table(self.rows, with_mean=with_mean)
-
-
-def evaluate_predictions(
-    probabilities: np.ndarray,
-    masks: np.ndarray,
-    num_classes: int,
-    threshold: float = 0.5,
-    postprocess_ops: Sequence[str] | None = None,
-    *,
-    ids: Sequence[str] | None = None,
-    distances: bool = True,
-    spacing: Sequence[float] | None = None,
-) -> EvaluationResult:
-    """Threshold (or argmax), post-process and score already-computed probabilities.
-
-    Args:
-        probabilities: model outputs (N, H, W, K).
-        masks: integer truth labels (N, H, W).
-        num_classes: label count.
-        threshold: sigmoid cut.
-        postprocess_ops: see `unet_demo.postprocess`.
-        ids: image names for the table.
-        distances: include HD95/ASD.
-        spacing: pixel size in mm.
-
-    Example:
-        >>> p = np.zeros((1, 8, 8, 1)); p[0, 2:6, 2:6] = 0.9
-        >>> m = (p[..., 0] > 0.5).astype(np.uint8)
-        >>> evaluate_predictions(p, m, 1).mean["dice"]
-        1.0
-    """
-    from unet_demo.postprocess import postprocess
-
-    _check_threshold(threshold)
-    predictions = labels_from_probabilities(probabilities, num_classes, threshold)
-    ops = tuple(postprocess_ops or ())
-    if ops:
-        predictions = postprocess(predictions, ops)
-    rows = per_image_metrics(masks, predictions, num_classes, ids=ids, distances=distances,
-                             spacing=spacing)
-    return EvaluationResult(
-        probabilities=np.asarray(probabilities),
-        predictions=predictions,
-        rows=rows,
-        mean=mean_metrics(rows),
-        num_classes=num_classes,
-        threshold=float(threshold),
-        postprocess_ops=ops,
-    )
-
-
-def evaluate_model_on_arrays(
-    predict_fn: Callable[[np.ndarray], np.ndarray],
-    images: np.ndarray,
-    masks: np.ndarray,
-    num_classes: int,
-    threshold: float = 0.5,
-    postprocess_ops: Sequence[str] | None = None,
-    *,
-    ids: Sequence[str] | None = None,
-    distances: bool = True,
-    batch_size: int = 8,
-) -> EvaluationResult:
-    """Run ``predict_fn`` over images in batches, then threshold, post-process and score.
-
-    Args:
-        predict_fn: maps a float32 batch (B, H, W, C) to probabilities (B, H, W, K), e.g.
-            ``lambda x: model.predict(x, verbose=0)``.
-        images: float32 (N, H, W, C).
-        masks: integer labels (N, H, W).
-        num_classes: label count (1 or 2 = binary).
-        threshold: sigmoid decision threshold.
-        postprocess_ops: ordered post-processing operations (see `unet_demo.postprocess`).
-        ids: image names.
-        distances: include HD95/ASD.
-        batch_size: images per ``predict_fn`` call.
-
-    Example:
-        >>> imgs = np.zeros((2, 8, 8, 1), np.float32); imgs[:, 2:6, 2:6] = 1
-        >>> result = evaluate_model_on_arrays(lambda x: x, imgs, imgs[..., 0].astype(np.uint8), 1)
-        >>> result.mean["dice"]
-        1.0
-    """
-    images = np.asarray(images, dtype=np.float32)
-    masks = _batch(np.asarray(masks))
-    if len(images) != len(masks):
-        raise UNetDemoError(f"Got {len(images)} images but {len(masks)} masks; they must pair up.")
-    if len(images) == 0:
-        raise UNetDemoError("There are no images to evaluate; pick a split that has images.")
-    outputs = []
-    for start in range(0, len(images), max(1, int(batch_size))):
-        outputs.append(np.asarray(predict_fn(images[start:start + batch_size]), np.float32))
-    probabilities = np.concatenate(outputs, axis=0)
-    if probabilities.ndim == 3:
-        probabilities = probabilities[..., None]
-    return evaluate_predictions(probabilities, masks, num_classes, threshold, postprocess_ops,
-                                ids=ids, distances=distances)
-
-
-def _check_threshold(threshold: float) -> None:
-    if not 0.0 <= float(threshold) <= 1.0:
-        raise UNetDemoError(f"threshold must be between 0 and 1. Received: {threshold!r}.")
-
-
 def _finite_or_nan(value: float) -> float:
     value = float(value)
     return value if math.isfinite(value) else math.nan
-
-
-def _batch(array: np.ndarray) -> np.ndarray:
-    array = np.asarray(array)
-    return array[None] if array.ndim == 2 else array
-
-
-# --------------------------------------------------------------------------- folders (CLI)
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".nii", ".nii.gz")
-
-
-def pair_image_mask_files(images_dir, masks_dir) -> list[tuple[Any, Any]]:
-    """Pair image files with mask files by name (``a.png`` with ``a.png`` or ``a_mask.png``).
-
-    Args:
-        images_dir: folder of images.
-        masks_dir: folder of masks with matching names.
-
-    Example:
-        >>> pair_image_mask_files("imgs", "masks")  # doctest: +SKIP
-        [(PosixPath('imgs/a.png'), PosixPath('masks/a_mask.png'))]
-    """
-    from pathlib import Path
-
-    images_dir, masks_dir = Path(images_dir), Path(masks_dir)
-    for folder, what in ((images_dir, "--images"), (masks_dir, "--masks")):
-        if not folder.is_dir():
-            raise UNetDemoError(f"{what} folder {str(folder)!r} does not exist or is not a folder.")
-
-    def stem(path: Path) -> str:
-        name = path.name
-        for suffix in IMAGE_SUFFIXES:
-            if name.lower().endswith(suffix):
-                return name[: -len(suffix)]
-        return path.stem
-
-    masks: dict[str, Path] = {}
-    for path in sorted(p for p in masks_dir.iterdir() if p.is_file()):
-        key = stem(path)
-        for ending in ("_mask", "-mask", "_label", "_seg"):
-            key = key.removesuffix(ending)
-        masks.setdefault(key, path)
-    pairs, unmatched = [], []
-    for path in sorted(p for p in images_dir.iterdir() if p.is_file()):
-        if path.name.startswith("."):
-            continue
-        match = masks.get(stem(path))
-        if match is None:
-            unmatched.append(path.name)
-        else:
-            pairs.append((path, match))
-    if not pairs:
-        raise UNetDemoError(
-            f"No image in {str(images_dir)!r} has a mask with the same name in "
-            f"{str(masks_dir)!r} (tried NAME.ext and NAME_mask.ext). Rename the masks to match."
-        )
-    if unmatched:
-        import warnings
-
-        warnings.warn(f"{len(unmatched)} image(s) without a mask were skipped: "
-                      f"{', '.join(unmatched[:5])}", stacklevel=2)
-    return pairs
-
-
-def evaluate_folders(
-    handle: Any,
-    images_dir,
-    masks_dir,
-    *,
-    threshold: float = 0.5,
-    postprocess_ops: Sequence[str] | None = None,
-    tta: bool = False,
-) -> EvaluationResult:
-    """Score a model on a folder of images against a folder of masks, at each mask's own size.
-
-    Each image goes through the same path as ``predict`` (normalise, fit to the model, predict,
-    map back), so the numbers describe what a user of ``predict`` would get.
-
-    Args:
-        handle: a `unet_demo.bundled_models.ModelHandle` (from `open_model`).
-        images_dir: folder of images.
-        masks_dir: folder of masks named like the images.
-        threshold: sigmoid cut.
-        postprocess_ops: clean-up operations.
-        tta: flip test-time augmentation.
-
-    Example:
-        >>> result = evaluate_folders(open_model("bundled:nuclei"), "imgs", "masks")  # doctest: +SKIP
-    """
-    from unet_demo.data.readers import read_image_file, read_mask_file
-    from unet_demo.segmentation import segment_array
-
-    _check_threshold(threshold)
-    rows = []
-    predictions = []
-    for image_path, mask_path in pair_image_mask_files(images_dir, masks_dir):
-        loaded = read_image_file(image_path)
-        mask = np.asarray(read_mask_file(mask_path))
-        if mask.ndim == 3:
-            mask = mask[..., 0]
-        if handle.num_classes <= 2:
-            mask = (mask > 0).astype(np.uint8)
-        if mask.shape != loaded.pixels.shape[:2]:
-            raise UNetDemoError(
-                f"Mask '{mask_path.name}' is {mask.shape[1]}x{mask.shape[0]} but image "
-                f"'{image_path.name}' is {loaded.pixels.shape[1]}x{loaded.pixels.shape[0]}; "
-                "masks must have the image's size."
-            )
-        result = segment_array(
-            handle.predict_fn(), loaded.pixels, input_shape=handle.input_shape,
-            num_classes=handle.num_classes, threshold=threshold, tta=tta,
-            postprocess_ops=postprocess_ops,
-        )
-        row: dict[str, Any] = {"index": len(rows), "id": image_path.name}
-        row.update(score_pair(mask, result.labels, handle.num_classes,
-                              spacing=loaded.meta.get("pixel_spacing")))
-        row["truth_pixels"] = int((mask > 0).sum())
-        row["pred_pixels"] = int((result.labels > 0).sum())
-        rows.append(row)
-        predictions.append(result.labels)
-    return EvaluationResult(
-        probabilities=np.zeros((0,), np.float32),  # sizes differ per image; not kept
-        predictions=np.zeros((0,), np.uint8) if len({p.shape for p in predictions}) > 1
-        else np.stack(predictions),
-        rows=rows,
-        mean=mean_metrics(rows),
-        num_classes=handle.num_classes,
-        threshold=float(threshold),
-        postprocess_ops=tuple(postprocess_ops or ()),
-    )
 
 
 def format_metrics_text(rows: Sequence[dict[str, Any]], keys: Sequence[str] = ("dice", "iou",

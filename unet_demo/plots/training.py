@@ -17,8 +17,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 TRAIN_COLOUR = "#0072b2"
 VAL_COLOUR = "#e69f00"
 LR_COLOUR = "#009e73"
@@ -133,65 +131,3 @@ def overlay_runs_figure(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]]):
     figure.update_layout(height=330, margin=dict(l=40, r=10, t=50, b=40),
                          legend=dict(orientation="h", y=-0.25))
     return figure
-
-
-def _to_rgb(image: np.ndarray) -> np.ndarray:
-    """Float RGB in [0, 1] from an HxW, HxWx1 or HxWx3 image (min-max scaled for display)."""
-    array = np.asarray(image, dtype=np.float32)
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim == 2:
-        array = np.repeat(array[..., None], 3, axis=-1)
-    array = array[..., :3]
-    low, high = float(array.min()), float(array.max())
-    return (array - low) / (high - low) if high > low else np.zeros_like(array)
-
-
-def _edge(mask: np.ndarray) -> np.ndarray:
-    """One-pixel outline of a boolean mask (pixels inside whose 4-neighbourhood leaves it)."""
-    padded = np.pad(mask, 1, mode="edge")
-    inner = (padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:])
-    return mask & ~inner
-
-
-def label_map(probabilities: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Integer labels from a prediction: threshold a sigmoid map, argmax a softmax map.
-
-    Args:
-        probabilities: HxW or HxWx1 (binary) or HxWxK (K classes) probabilities.
-        threshold: binary cut-off.
-
-    Example:
-        >>> label_map(np.array([[0.2, 0.7]])).tolist()
-        [[0, 1]]
-    """
-    array = np.asarray(probabilities)
-    if array.ndim == 3 and array.shape[-1] > 1:
-        return np.argmax(array, axis=-1).astype(np.uint8)
-    if array.ndim == 3:
-        array = array[..., 0]
-    return (array >= threshold).astype(np.uint8)
-
-
-def snapshot_overlay(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
-    """An RGB uint8 picture: the image, prediction tinted orange, ground-truth outline in blue.
-
-    Args:
-        image: HxW or HxWxC image.
-        truth: HxW integer labels (0 = background).
-        prediction: HxW integer labels or HxW(xK) probabilities (see `label_map`).
-
-    Example:
-        >>> rgb = snapshot_overlay(np.zeros((4, 4)), np.ones((4, 4), np.uint8), np.zeros((4, 4)))
-        >>> rgb.shape, rgb.dtype
-        ((4, 4, 3), dtype('uint8'))
-    """
-    rgb = _to_rgb(image)
-    predicted = label_map(prediction) if np.asarray(prediction).dtype.kind == "f" else \
-        np.asarray(prediction)
-    predicted = predicted > 0
-    truth_fg = np.asarray(truth) > 0
-    tint = np.array([0.9, 0.45, 0.0], np.float32)
-    rgb = np.where(predicted[..., None], 0.55 * rgb + 0.45 * tint, rgb)
-    rgb[_edge(truth_fg)] = (0.2, 0.6, 1.0)
-    return (np.clip(rgb, 0, 1) * 255).astype(np.uint8)

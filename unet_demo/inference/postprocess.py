@@ -242,40 +242,6 @@ def postprocess(mask: np.ndarray, ops: Sequence[str] | None) -> np.ndarray:
     return labels
 
 
-def compare_before_after(
-    truth: np.ndarray,
-    raw_prediction: np.ndarray,
-    ops: Sequence[str],
-    num_classes: int = 2,
-) -> dict[str, dict[str, float]]:
-    """Mean Dice/IoU/precision/recall of predictions before and after post-processing.
-
-    Args:
-        truth: label masks (N, H, W) or one (H, W) mask.
-        raw_prediction: predicted label masks of the same shape.
-        ops: post-processing operations to apply to the predictions.
-        num_classes: label count (2 for binary); metrics are averaged over foreground classes.
-
-    Example:
-        >>> t = np.zeros((1, 8, 8), np.uint8); t[0, 2:6, 2:6] = 1
-        >>> p = t.copy(); p[0, 0, 7] = 1
-        >>> compare_before_after(t, p, ["largest_component"])["after"]["dice"]
-        1.0
-    """
-    from unet_demo.evaluation import mean_metrics, per_image_metrics
-
-    truth = _as_batch(truth)
-    raw_prediction = _as_batch(raw_prediction)
-    cleaned = postprocess(raw_prediction, ops)
-    keys = ("dice", "iou", "precision", "recall")
-    before = mean_metrics(per_image_metrics(truth, raw_prediction, num_classes, distances=False))
-    after = mean_metrics(per_image_metrics(truth, cleaned, num_classes, distances=False))
-    return {
-        "before": {key: before[key] for key in keys},
-        "after": {key: after[key] for key in keys},
-    }
-
-
 def _as_labels(mask: np.ndarray) -> np.ndarray:
     array = np.asarray(mask)
     if array.dtype == bool:
@@ -286,8 +252,3 @@ def _as_labels(mask: np.ndarray) -> np.ndarray:
             f"first). Received dtype {array.dtype}."
         )
     return array
-
-
-def _as_batch(masks: np.ndarray) -> np.ndarray:
-    array = _as_labels(masks)
-    return array[None] if array.ndim == 2 else array

@@ -5,7 +5,7 @@ variable ``UNET_DEMO_BUNDLED_MODELS_DIR``), one folder per bundled dataset:
 
     model.keras        the trained Keras 3 model (loaded with safe_mode=True)
     card.json          model card: config, seed, data, test metrics, limitations
-    fingerprint.json   training-set fingerprint for out-of-distribution warnings (see unet_demo.ood)
+    fingerprint.json   training-set fingerprint for out-of-distribution warnings (see unet_demo.inference.ood)
 
 They are made by ``scripts/train_bundled_models.py``. `open_model` also accepts a training run
 directory (``runs/<id>/`` with model.keras and config.json) or a ``.keras`` file, so the CLI and
@@ -125,7 +125,7 @@ def load_bundled_card(name: str) -> dict[str, Any]:
 
 def load_bundled_fingerprint(name: str) -> dict[str, Any] | None:
     """The training fingerprint of a bundled model; None when it has none."""
-    from unet_demo.ood import load_fingerprint
+    from unet_demo.inference.ood import load_fingerprint
 
     return load_fingerprint(bundled_model_path(name).parent / FINGERPRINT_FILE)
 
@@ -153,7 +153,7 @@ class ModelHandle:
     Attributes:
         model_id: stable string for cache keys, e.g. "bundled:nuclei@<sha256 prefix>".
         title: human label.
-        shared: `unet_demo.models.shared.SharedModel` wrapping the Keras model.
+        shared: `unet_demo.inference.shared.SharedModel` wrapping the Keras model.
         input_shape: (H, W, C) the model expects.
         num_classes: label count (1 or 2 = binary).
         dataset: training dataset name when known ("" otherwise).
@@ -240,9 +240,9 @@ def open_model(spec: str | Path) -> ModelHandle:
 
 def _load_handle(model_path: Path, folder: Path, card: dict[str, Any], id_prefix: str,
                  title: str) -> ModelHandle:
+    from unet_demo.inference.ood import load_fingerprint
+    from unet_demo.inference.shared import SharedModel
     from unet_demo.models.safe_load import load_model_file
-    from unet_demo.models.shared import SharedModel
-    from unet_demo.ood import load_fingerprint
 
     model = load_model_file(model_path)
     shape = tuple(model.input_shape)
@@ -271,7 +271,7 @@ def predict_with(shared: Any, images: np.ndarray, batch_size: int = 8) -> np.nda
     """Predict probabilities with a `SharedModel` (or a bare Keras model); always (N, H, W, K)."""
     batch = np.asarray(images, dtype=np.float32)
     if not hasattr(shared, "predict_probabilities"):
-        from unet_demo.models.shared import SharedModel
+        from unet_demo.inference.shared import SharedModel
 
         shared = SharedModel(shared)
     out = np.asarray(shared.predict_probabilities(batch, batch_size=batch_size), np.float32)

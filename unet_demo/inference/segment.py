@@ -16,8 +16,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import gzip
-import io
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -41,7 +39,7 @@ class SegmentResult:
         model_input: (h, w, C) image as the model saw it (normalised, resized and padded).
         area_pixels: label -> pixel count for each foreground label.
         area_mm2: label -> area in mm² when the pixel spacing is known, else None.
-        warnings: out-of-distribution warnings (see `unet_demo.ood`).
+        warnings: out-of-distribution warnings (see `unet_demo.inference.ood`).
     """
 
     probabilities: np.ndarray
@@ -82,7 +80,7 @@ def segment_array(
         num_classes: label count (1 or 2 = binary).
         threshold: foreground cut for sigmoid models.
         tta: average the four flips and return their variance as `uncertainty`.
-        postprocess_ops: cleanup operations (see `unet_demo.postprocess`).
+        postprocess_ops: cleanup operations (see `unet_demo.inference.postprocess`).
         fingerprint: training fingerprint for OOD warnings (None = no check).
         spacing: (row, col) pixel size in mm, for areas in mm².
         normalise: normalise intensities first (False when the caller already did).
@@ -96,10 +94,10 @@ def segment_array(
         True
     """
     from unet_demo.data.preprocess import normalize, resize_with_pad, to_channels, unpad_resize
-    from unet_demo.evaluation import foreground_classes, labels_from_probabilities
-    from unet_demo.inference import flip_tta
-    from unet_demo.ood import ood_check
-    from unet_demo.postprocess import postprocess
+    from unet_demo.inference.labels import foreground_classes, labels_from_probabilities
+    from unet_demo.inference.ood import ood_check
+    from unet_demo.inference.postprocess import postprocess
+    from unet_demo.inference.tta import flip_tta
 
     if not 0.0 <= float(threshold) <= 1.0:
         raise UNetDemoError(f"threshold must be between 0 and 1. Received: {threshold!r}.")
@@ -213,7 +211,7 @@ def segment_volume(
         >>> labels.shape, mm3[1]
         ((8, 8, 3), 96.0)
     """
-    from unet_demo.evaluation import foreground_classes
+    from unet_demo.inference.labels import foreground_classes
 
     data = np.asarray(volume, dtype=np.float32)
     if data.ndim != 3:
@@ -244,79 +242,4 @@ def segment_volume(
 
 # --------------------------------------------------------------------------- export
 
-def mask_png_bytes(labels: np.ndarray, num_classes: int) -> bytes:
-    """Encode a label mask as PNG: binary masks as 0/255, multi-class as label numbers 0..C-1.
 
-    Args:
-        labels: (H, W) integer labels.
-        num_classes: label count (1 or 2 = binary).
-
-    Example:
-        >>> mask_png_bytes(np.eye(4, dtype=np.uint8), 1)[:4]
-        b'\\x89PNG'
-    """
-    from PIL import Image
-
-    array = np.asarray(labels).astype(np.uint8)
-    if num_classes <= 2:
-        array = np.where(array > 0, 255, 0).astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def rgb_png_bytes(rgb: np.ndarray) -> bytes:
-    """Encode an (H, W, 3) image (uint8, or float in [0, 1]) as PNG bytes.
-
-    Example:
-        >>> rgb_png_bytes(np.zeros((2, 2, 3)))[:4]
-        b'\\x89PNG'
-    """
-    from PIL import Image
-
-    array = np.asarray(rgb)
-    if array.dtype != np.uint8:
-        array = (np.clip(array, 0.0, 1.0) * 255).round().astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def nifti_mask_bytes(labels_ras: np.ndarray, source_bytes: bytes, source_name: str) -> bytes:
-    """Encode a label volume as .nii.gz on the source NIfTI's own voxel grid, affine and header.
-
-    The readers reorient volumes to RAS+; this undoes that reorientation so the mask has the
-    same array order, shape, affine (qform/sform) and voxel size as the uploaded file and
-    overlays on it in any viewer.
-
-    Args:
-        labels_ras: (X, Y, Z) labels in RAS+ order (as produced by `segment_volume`).
-        source_bytes: the original .nii/.nii.gz bytes.
-        source_name: its file name (for messages).
-
-    Example:
-        >>> mask = nifti_mask_bytes(labels, open("brain.nii.gz", "rb").read(), "brain.nii.gz")  # doctest: +SKIP
-    """
-    import nibabel as nib
-    from nibabel import orientations
-
-    from unet_demo.data import validation
-
-    checked = validation.check_nifti(source_bytes, source_name)
-    image_class = nib.Nifti2Image if checked.header.sizeof_hdr == 540 else nib.Nifti1Image
-    source = image_class.from_bytes(checked.raw)
-    labels = np.asarray(labels_ras, dtype=np.uint8)
-    ornt = orientations.io_orientation(source.affine)
-    if not np.isnan(ornt).any():
-        inverse = np.zeros_like(ornt)
-        for stored_axis, (ras_axis, flip) in enumerate(ornt):
-            inverse[int(ras_axis)] = (stored_axis, flip)
-        labels = orientations.apply_orientation(labels, inverse)
-    stored_shape = tuple(int(v) for v in checked.shape[:3])
-    labels = labels.reshape(stored_shape) if labels.size == int(np.prod(stored_shape)) else labels
-    header = source.header.copy()
-    header.set_data_dtype(np.uint8)
-    header.set_slope_inter(1.0, 0.0)
-    mask = image_class(labels, source.affine, header=header)
-    mask.header["descrip"] = b"unet-demo mask; not for diagnosis"
-    return gzip.compress(mask.to_bytes(), compresslevel=6, mtime=0)

@@ -1,0 +1,94 @@
+"""Mask file encoders: label masks as PNG, RGB pictures as PNG, label volumes as NIfTI.
+
+Shared by the Segment page downloads and ``python -m unet_demo predict``.
+
+Example:
+    >>> import numpy as np
+    >>> mask_png_bytes(np.eye(4, dtype=np.uint8), 1)[:4]
+    b'\\x89PNG'
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+
+import numpy as np
+
+
+def mask_png_bytes(labels: np.ndarray, num_classes: int) -> bytes:
+    """Encode a label mask as PNG: binary masks as 0/255, multi-class as label numbers 0..C-1.
+
+    Args:
+        labels: (H, W) integer labels.
+        num_classes: label count (1 or 2 = binary).
+
+    Example:
+        >>> mask_png_bytes(np.eye(4, dtype=np.uint8), 1)[:4]
+        b'\\x89PNG'
+    """
+    from PIL import Image
+
+    array = np.asarray(labels).astype(np.uint8)
+    if num_classes <= 2:
+        array = np.where(array > 0, 255, 0).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def rgb_png_bytes(rgb: np.ndarray) -> bytes:
+    """Encode an (H, W, 3) image (uint8, or float in [0, 1]) as PNG bytes.
+
+    Example:
+        >>> rgb_png_bytes(np.zeros((2, 2, 3)))[:4]
+        b'\\x89PNG'
+    """
+    from PIL import Image
+
+    array = np.asarray(rgb)
+    if array.dtype != np.uint8:
+        array = (np.clip(array, 0.0, 1.0) * 255).round().astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def nifti_mask_bytes(labels_ras: np.ndarray, source_bytes: bytes, source_name: str) -> bytes:
+    """Encode a label volume as .nii.gz on the source NIfTI's own voxel grid, affine and header.
+
+    The readers reorient volumes to RAS+; this undoes that reorientation so the mask has the
+    same array order, shape, affine (qform/sform) and voxel size as the uploaded file and
+    overlays on it in any viewer.
+
+    Args:
+        labels_ras: (X, Y, Z) labels in RAS+ order (as produced by `segment_volume`).
+        source_bytes: the original .nii/.nii.gz bytes.
+        source_name: its file name (for messages).
+
+    Example:
+        >>> mask = nifti_mask_bytes(labels, open("brain.nii.gz", "rb").read(), "brain.nii.gz")  # doctest: +SKIP
+    """
+    import nibabel as nib
+    from nibabel import orientations
+
+    from unet_demo.data import validation
+
+    checked = validation.check_nifti(source_bytes, source_name)
+    image_class = nib.Nifti2Image if checked.header.sizeof_hdr == 540 else nib.Nifti1Image
+    source = image_class.from_bytes(checked.raw)
+    labels = np.asarray(labels_ras, dtype=np.uint8)
+    ornt = orientations.io_orientation(source.affine)
+    if not np.isnan(ornt).any():
+        inverse = np.zeros_like(ornt)
+        for stored_axis, (ras_axis, flip) in enumerate(ornt):
+            inverse[int(ras_axis)] = (stored_axis, flip)
+        labels = orientations.apply_orientation(labels, inverse)
+    stored_shape = tuple(int(v) for v in checked.shape[:3])
+    labels = labels.reshape(stored_shape) if labels.size == int(np.prod(stored_shape)) else labels
+    header = source.header.copy()
+    header.set_data_dtype(np.uint8)
+    header.set_slope_inter(1.0, 0.0)
+    mask = image_class(labels, source.affine, header=header)
+    mask.header["descrip"] = b"unet-demo mask; not for diagnosis"
+    return gzip.compress(mask.to_bytes(), compresslevel=6, mtime=0)

@@ -1,0 +1,1 @@
+"""Teaching content: the Learn page's sections, glossary and quiz (``learn``)."""

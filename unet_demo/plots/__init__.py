@@ -1,0 +1,6 @@
+"""Figures and pictures for the pages: arrays in, plotly figures or RGB arrays out.
+
+Modules: ``images`` (display scaling, overlays, outlines, error maps, legends), ``data``
+(dataset statistics), ``models`` (the U-Net diagram), ``training`` (curves). Nothing here imports
+streamlit or TensorFlow.
+"""

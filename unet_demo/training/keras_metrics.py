@@ -1,0 +1,131 @@
+"""Keras training metrics: Dice, IoU, precision and recall accumulated over an epoch.
+
+The formulas are those of `unet_demo.evaluation.metrics` (numpy, per image); here TP/FP/FN are
+summed over every pixel of an epoch. Keras is imported on first use only.
+
+Example:
+    >>> [m.name for m in keras_metrics(1)]  # doctest: +SKIP
+    ['dice', 'iou', 'precision', 'recall']
+"""
+
+from __future__ import annotations
+
+
+def _keras_overlap_metric_class():
+    """Build (once) the Keras metric class; keeps TensorFlow/Keras out of module import."""
+    import keras
+    from keras import ops
+
+    @keras.saving.register_keras_serializable(package="unet_demo")
+    class OverlapScore(keras.metrics.Metric):
+        """Dice, precision or recall accumulated over all pixels seen in an epoch.
+
+        Predictions are thresholded (sigmoid, ``num_classes == 1``) or arg-maxed (softmax);
+        TP/FP/FN per foreground class are summed over every batch, and the score is the mean
+        over foreground classes of the formula in `unet_demo.metrics` (a class with no pixels
+        in truth or prediction so far scores 1).
+
+        Args:
+            kind: "dice", "precision" or "recall".
+            num_classes: 1 for sigmoid output, K for softmax.
+            threshold: sigmoid cut.
+            name: metric name in logs (defaults to ``kind``).
+        """
+
+        def __init__(self, kind="dice", num_classes=1, threshold=0.5, name=None, **kwargs):
+            super().__init__(name=name or kind, **kwargs)
+            if kind not in ("dice", "precision", "recall"):
+                raise ValueError(f"kind must be dice, precision or recall. Received: {kind!r}")
+            self.kind = kind
+            self.num_classes = int(num_classes)
+            self.threshold = float(threshold)
+            slots = 1 if self.num_classes == 1 else self.num_classes - 1
+            self.tp = self.add_variable(shape=(slots,), initializer="zeros", name="tp")
+            self.fp = self.add_variable(shape=(slots,), initializer="zeros", name="fp")
+            self.fn = self.add_variable(shape=(slots,), initializer="zeros", name="fn")
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            y_pred = ops.convert_to_tensor(y_pred)
+            y_true = ops.convert_to_tensor(y_true)
+            if self.num_classes == 1:
+                pred = ops.reshape(ops.cast(y_pred >= self.threshold, "float32"), [-1, 1])
+                true = ops.reshape(ops.cast(y_true > 0.5, "float32"), [-1, 1])
+            else:
+                if len(y_true.shape) == len(y_pred.shape):
+                    y_true = ops.squeeze(y_true, axis=-1)
+                labels = ops.reshape(ops.cast(y_true, "int32"), [-1])
+                predicted = ops.reshape(ops.argmax(y_pred, axis=-1), [-1])
+                true = ops.one_hot(labels, self.num_classes, dtype="float32")[:, 1:]
+                pred = ops.one_hot(predicted, self.num_classes, dtype="float32")[:, 1:]
+            self.tp.assign_add(ops.sum(true * pred, axis=0))
+            self.fp.assign_add(ops.sum((1.0 - true) * pred, axis=0))
+            self.fn.assign_add(ops.sum(true * (1.0 - pred), axis=0))
+
+        def result(self):
+            if self.kind == "dice":
+                num, den = 2.0 * self.tp, 2.0 * self.tp + self.fp + self.fn
+            elif self.kind == "precision":
+                num, den = self.tp, self.tp + self.fp
+            else:
+                num, den = self.tp, self.tp + self.fn
+            empty = ops.equal(self.tp + self.fp + self.fn, 0.0)
+            safe = ops.where(den > 0, den, ops.ones_like(den))
+            score = ops.where(den > 0, num / safe, ops.where(empty, 1.0, 0.0))
+            return ops.mean(score)
+
+        def reset_state(self):
+            for variable in (self.tp, self.fp, self.fn):
+                variable.assign(ops.zeros_like(variable))
+
+        def get_config(self):
+            config = super().get_config()
+            config.update({"kind": self.kind, "num_classes": self.num_classes,
+                           "threshold": self.threshold})
+            return config
+
+    return OverlapScore
+
+
+_OVERLAP_CLASS = None
+
+
+def overlap_metric_class():
+    """The registered Keras metric class ``unet_demo>OverlapScore`` (imports Keras on first use)."""
+    global _OVERLAP_CLASS
+    if _OVERLAP_CLASS is None:
+        _OVERLAP_CLASS = _keras_overlap_metric_class()
+    return _OVERLAP_CLASS
+
+
+def keras_metrics(num_classes: int, threshold: float = 0.5) -> list:
+    """Training metrics for ``model.compile``: dice, iou, precision, recall.
+
+    Binary (``num_classes == 1``): IoU is ``keras.metrics.BinaryIoU`` of the foreground class.
+    Multi-class: IoU is ``keras.metrics.IoU`` over foreground classes with sparse labels and
+    arg-maxed predictions. Dice/precision/recall are `OverlapScore` (mean over foreground
+    classes, accumulated over the epoch).
+
+    Args:
+        num_classes: model output channels (1 = sigmoid).
+        threshold: sigmoid cut for the binary metrics.
+
+    Example:
+        >>> [m.name for m in keras_metrics(1)]  # doctest: +SKIP
+        ['dice', 'iou', 'precision', 'recall']
+    """
+    import keras
+
+    overlap = overlap_metric_class()
+    if num_classes == 1:
+        iou_metric = keras.metrics.BinaryIoU(target_class_ids=[1], threshold=threshold,
+                                             name="iou")
+    else:
+        iou_metric = keras.metrics.IoU(num_classes=num_classes,
+                                       target_class_ids=list(range(1, num_classes)),
+                                       sparse_y_true=True, sparse_y_pred=False, name="iou")
+    return [
+        overlap("dice", num_classes, threshold),
+        iou_metric,
+        overlap("precision", num_classes, threshold),
+        overlap("recall", num_classes, threshold),
+    ]
