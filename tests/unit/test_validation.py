@@ -20,7 +20,6 @@ from unet_demo.data.readers import read_image_bytes
 from unet_demo.data.validation import (
     Limits,
     check_nifti,
-    check_zip_archive,
     gunzip_head,
     sniff_format,
     validate_upload,
@@ -194,23 +193,6 @@ def test_gunzip_head_is_bounded():
     tracemalloc.stop()
     assert head == bytes(544)
     assert peak < 2 * 1024 * 1024
-
-
-def test_zip_archive_checks():
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("images/a.png", b"x")
-        archive.writestr("masks/a.png", b"y")
-    assert check_zip_archive(buffer.getvalue(), "d.zip") == ["images/a.png", "masks/a.png"]
-    with pytest.raises(UNetDemoError, match="entries"):
-        check_zip_archive(buffer.getvalue(), "d.zip", max_members=1)
-    evil = io.BytesIO()
-    with zipfile.ZipFile(evil, "w") as archive:
-        archive.writestr("../../etc/passwd", b"x")
-    with pytest.raises(UNetDemoError, match="unsafe path"):
-        check_zip_archive(evil.getvalue(), "evil.zip")
-    with pytest.raises(UNetDemoError, match="PNG image"):
-        check_zip_archive(_samples()["png"], "d.zip")
 
 
 def test_corrupt_library_errors_become_friendly():

@@ -1,15 +1,16 @@
 """User dataset upload: a ZIP with ``images/`` and ``masks/`` folders, checked before use.
 
-The archive is inspected from its central directory BEFORE anything is decompressed: unsafe
-paths (``..``, absolute paths, drive letters, backslashes, control characters), symlinks and
-other special files, encrypted members, nested archives, too many files and zip bombs
-(per-member and total compression ratio, total uncompressed size) refuse the whole archive with
-a `UNetDemoError`. Members are then read one at a time into memory through a bounded reader
-(never written to disk; a member that inflates to more than it declares is refused) and decoded
-with the shared readers (`read_image_bytes`, `read_mask_file`). Per-file problems (missing
-mask, size mismatch, unexpected labels, unreadable file, ...) become rows of a table and the
-valid pairs go on: they are resized to a common size with aspect-preserving padding and split
-70/15/15 by a hash of the sorted stems.
+The archive goes through the project's one ZIP guard (`unet_demo.data.archive`, with this
+module's `ZIP_LIMITS`), which inspects the central directory BEFORE anything is decompressed:
+unsafe paths (``..``, absolute paths, drive letters, backslashes, control characters),
+symlinks and other special files, encrypted members, nested archives, too many files and zip
+bombs (per-member and total compression ratio, total uncompressed size) refuse the whole
+archive with a `UNetDemoError`. Members are then read one at a time into memory through the
+guard's `BoundedReader` (never written to disk; a member that inflates to more than it
+declares is refused) and decoded with the shared readers (`read_image_bytes`,
+`read_mask_file`). Per-file problems (missing mask, size mismatch, unexpected labels,
+unreadable file, ...) become rows of a table and the valid pairs go on: they are resized to a
+common size with aspect-preserving padding and split 70/15/15 by a hash of the sorted stems.
 
 Layout (an optional single top folder around both is fine)::
 
@@ -36,15 +37,12 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
-import io
 import json
 import os
 import re
 import shutil
-import stat
 import tempfile
 import zipfile
-import zlib
 from collections import Counter
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -52,6 +50,13 @@ from typing import Any
 import numpy as np
 
 from unet_demo.data import validation
+from unet_demo.data.archive import (
+    ArchiveError,
+    BoundedReader,
+    ZipLimits,
+    open_zip,
+    refuse_nested,
+)
 from unet_demo.data.bundled import SplitArrays
 from unet_demo.data.preprocess import normalize, resize_with_pad, to_channels
 from unet_demo.data.readers import read_image_bytes, read_mask_file, validate_pair
@@ -73,25 +78,35 @@ MAX_MEMBER_BYTES = validation.MAX_BYTES
 """Largest single member (same budget as a single uploaded image)."""
 MAX_ARCHIVE_BYTES = 500 * 1024 * 1024
 """Largest ZIP file accepted."""
-RATIO_FLOOR_BYTES = 2 * 1024 * 1024
-"""Members (and archives) smaller than this are exempt from the ratio check: a small blank
-uncompressed mask (e.g. a 512x512 TIFF of zeros) legitimately compresses 1000:1. Their size is
-still bounded by `max_member_bytes` and the total budget."""
 MAX_INFERRED_CLASSES = 32
 """When `num_classes` is not given, labels 0..31 are accepted and the count is inferred."""
-READ_CHUNK_BYTES = 1024 * 1024
 
 IMAGE_SUFFIXES = (
     ".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".tif", ".tiff", ".dcm", ".dicom", ".ima",
     ".nii", ".nii.gz",
 )
 """File name endings read as images or masks (plus extension-less files, as DICOM often is)."""
-NESTED_ARCHIVE_SUFFIXES = (
-    ".zip", ".keras", ".jar", ".tar", ".tgz", ".tar.gz", ".tar.bz2", ".tar.xz", ".7z", ".rar",
-    ".bz2", ".xz", ".zst",
+ZIP_LIMITS = ZipLimits(
+    max_archive_bytes=MAX_ARCHIVE_BYTES,
+    max_members=MAX_FILES,
+    max_member_bytes=MAX_MEMBER_BYTES,
+    max_total_bytes=MAX_TOTAL_UNCOMPRESSED,
+    max_ratio=MAX_RATIO,
+    hints=(
+        ("name", "Re-create the ZIP from inside the dataset folder "
+                 "(e.g. `zip -r data.zip images masks`)."),
+        ("members", "Split the dataset or upload fewer images."),
+        ("member_size", "Downsample or crop the images, or save single slices."),
+        ("total_size", "It looks like a zip bomb or is too big; upload a smaller dataset."),
+        ("ratio", "It looks like a zip bomb or is too big; upload a smaller dataset."),
+        ("budget", "Upload a smaller dataset."),
+        ("nested", "Nested archives are not unpacked; put the image files directly in "
+                   "images/ and masks/."),
+        ("corrupt", "Re-create the ZIP and upload it again."),
+        ("checksum", "Re-create the ZIP and upload it again."),
+    ),
 )
-ALLOWED_COMPRESSION = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
-_DRIVE = re.compile(r"^[A-Za-z]:")
+"""The ZIP guard's budgets and fixes for dataset uploads (`inspect_zip` overrides budgets)."""
 _DATASET_ID = re.compile(r"^[0-9a-f]{16}$")
 
 SPLIT_LEAKAGE_NOTE = (
@@ -185,57 +200,13 @@ class DatasetUploadReport:
 # ------------------------------------------------------------------------- archive checks
 
 
-class ArchiveRefused(UNetDemoError):
-    """The whole archive was refused (a `UNetDemoError`; per-file problems are rows instead)."""
+def _refuse(name: str, problem: str, fix: str) -> ArchiveError:
+    """An archive-level refusal worded like the ZIP guard's own ("... was refused: ...")."""
+    return ArchiveError(f"{_subject(name)} was refused: {problem} {fix}", kind="dataset")
 
 
-def _refuse(name: str, problem: str, fix: str) -> ArchiveRefused:
-    return ArchiveRefused(f"Dataset archive '{name}' was refused: {problem} {fix}")
-
-
-def _check_member_name(info: zipfile.ZipInfo, name: str) -> None:
-    """Refuse member names that could escape a folder or confuse a reader."""
-    raw = info.orig_filename
-    fix = "Re-create the ZIP from inside the dataset folder (e.g. `zip -r data.zip images masks`)."
-    if "\x00" in raw or any(ord(char) < 32 for char in raw):
-        raise _refuse(name, f"member {raw!r} has control characters in its name.", fix)
-    if "\\" in raw:
-        raise _refuse(
-            name, f"member {raw!r} uses backslashes; ZIP paths must use '/' only "
-            "(a backslash can hide '..\\' traversal on Windows).", fix,
-        )
-    if raw.startswith("/"):
-        raise _refuse(name, f"member {raw!r} has an absolute path.", fix)
-    if _DRIVE.match(raw):
-        raise _refuse(name, f"member {raw!r} names a drive letter.", fix)
-    if ".." in PurePosixPath(raw).parts:
-        raise _refuse(name, f"member {raw!r} contains '..' (path traversal).", fix)
-
-
-def _check_member_kind(info: zipfile.ZipInfo, name: str) -> None:
-    """Refuse symlinks, special files, encrypted members and unusual compression."""
-    mode = (info.external_attr >> 16) & 0xFFFF
-    file_type = stat.S_IFMT(mode)
-    if file_type == stat.S_IFLNK:
-        raise _refuse(
-            name, f"member {info.filename!r} is a symbolic link.",
-            "Zip the files themselves (zip without --symlinks).",
-        )
-    if file_type not in (0, stat.S_IFREG, stat.S_IFDIR):
-        raise _refuse(
-            name, f"member {info.filename!r} is a special file (mode {oct(file_type)}).",
-            "Only regular files may be in the archive.",
-        )
-    if info.flag_bits & 0x1:
-        raise _refuse(
-            name, f"member {info.filename!r} is encrypted.",
-            "Create the ZIP without a password.",
-        )
-    if not info.is_dir() and info.compress_type not in ALLOWED_COMPRESSION:
-        raise _refuse(
-            name, f"member {info.filename!r} uses compression method {info.compress_type}.",
-            "Only stored or deflated members are read; re-create it with a standard zip tool.",
-        )
+def _subject(name: str) -> str:
+    return f"Dataset archive '{name}'"
 
 
 def _is_ignored(path: str) -> str:
@@ -283,91 +254,6 @@ def _layout(files: list[zipfile.ZipInfo], name: str) -> str:
         name, f"it has several images/ or masks/ folders ({sorted(folders)}).",
         "Keep one images/ and one masks/ folder.",
     )
-
-
-def _check_sizes(
-    files: list[zipfile.ZipInfo],
-    name: str,
-    *,
-    max_total_uncompressed: int,
-    max_ratio: float,
-    max_member_bytes: int,
-) -> None:
-    fix = "It looks like a zip bomb or is too big; upload a smaller dataset."
-    for info in files:
-        ratio = info.file_size / max(info.compress_size, 1)
-        if info.file_size > RATIO_FLOOR_BYTES and ratio > max_ratio:
-            raise _refuse(
-                name, f"member {info.filename!r} expands {ratio:.0f}:1 "
-                f"({info.compress_size} -> {info.file_size} bytes; the limit is {max_ratio:g}:1).",
-                fix,
-            )
-        if info.file_size > max_member_bytes:
-            raise _refuse(
-                name, f"member {info.filename!r} is {info.file_size / 1e6:.1f} MB uncompressed; "
-                f"the limit per file is {max_member_bytes / 1e6:.0f} MB.",
-                "Downsample or crop the images, or save single slices.",
-            )
-    total = sum(info.file_size for info in files)
-    packed = sum(info.compress_size for info in files)
-    if total > max_total_uncompressed:
-        raise _refuse(
-            name, f"it would unpack to {total / 1e6:.0f} MB; the limit is "
-            f"{max_total_uncompressed / 1e6:.0f} MB.", fix,
-        )
-    if total > RATIO_FLOOR_BYTES and total / max(packed, 1) > max_ratio:
-        raise _refuse(
-            name, f"it expands {total / max(packed, 1):.0f}:1 overall "
-            f"(the limit is {max_ratio:g}:1).", fix,
-        )
-
-
-class _BoundedReader:
-    """Reads members fully into memory, never more than declared nor than the total budget."""
-
-    def __init__(self, archive: zipfile.ZipFile, name: str, max_total: int) -> None:
-        self.archive = archive
-        self.name = name
-        self.max_total = max_total
-        self.total = 0
-
-    def read(self, info: zipfile.ZipInfo) -> bytes:
-        buffer = bytearray()
-        try:
-            with self.archive.open(info, "r") as member:
-                # zipfile stops at the declared size; ask for one byte more to catch a member
-                # whose data would inflate further than its header says.
-                limit = info.file_size + 1
-                while len(buffer) < limit:
-                    chunk = member.read(min(READ_CHUNK_BYTES, limit - len(buffer)))
-                    if not chunk:
-                        break
-                    buffer += chunk
-                    if self.total + len(buffer) > self.max_total:
-                        raise _refuse(
-                            self.name, "its members hold more data than the total budget of "
-                            f"{self.max_total / 1e6:.0f} MB.", "Upload a smaller dataset.",
-                        )
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
-            raise _refuse(
-                self.name, f"member {info.filename!r} is corrupt ({type(error).__name__}: "
-                f"{str(error)[:120]}).", "Re-create the ZIP and upload it again.",
-            ) from error
-        if len(buffer) != info.file_size:
-            raise _refuse(
-                self.name, f"member {info.filename!r} declares {info.file_size} bytes but holds "
-                f"{'more' if len(buffer) > info.file_size else len(buffer)}.",
-                "The archive was tampered with or is damaged; re-create it.",
-            )
-        self.total += len(buffer)
-        data = bytes(buffer)
-        if validation.sniff_format(data) == "zip":
-            raise _refuse(
-                self.name, f"member {info.filename!r} is itself a ZIP archive.",
-                "Nested archives are not unpacked; put the image files directly in images/ "
-                "and masks/.",
-            )
-        return data
 
 
 # --------------------------------------------------------------------------- pixels
@@ -473,40 +359,16 @@ def inspect_zip(
     if num_classes is not None and not 1 <= num_classes <= 255:
         raise UNetDemoError(f"num_classes must be between 1 and 255. Received: {num_classes!r}.")
     data = bytes(data)
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        infos = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as error:
-        raise _refuse(
-            name, f"it is not a readable ZIP ({error}).", "Re-create it with a standard zip tool.",
-        ) from error
-    with archive:
-        files = [info for info in infos if not info.is_dir()]
-        if len(files) > max_files:
-            raise _refuse(
-                name, f"it holds {len(files)} files; the limit is {max_files}.",
-                "Split the dataset or upload fewer images.",
-            )
-        for info in infos:
-            _check_member_name(info, name)
-            _check_member_kind(info, name)
-        duplicates = [path for path, n in Counter(i.filename for i in infos).items() if n > 1]
-        if duplicates:
-            raise _refuse(
-                name, f"member name(s) {duplicates[:3]} appear more than once.",
-                "Each path must be unique; re-create the ZIP.",
-            )
-        for info in files:
-            lowered = info.filename.lower()
-            if lowered.endswith(NESTED_ARCHIVE_SUFFIXES) and not _is_ignored(info.filename):
-                raise _refuse(
-                    name, f"it contains another archive ({info.filename!r}).",
-                    "Nested archives are not unpacked; put the image files directly in "
-                    "images/ and masks/.",
-                )
-        _check_sizes(
-            files, name, max_total_uncompressed=max_total_uncompressed,
-            max_ratio=max_ratio, max_member_bytes=max_member_bytes,
+    zip_limits = dataclasses.replace(
+        ZIP_LIMITS, max_archive_bytes=max_archive_bytes, max_members=max_files,
+        max_member_bytes=max_member_bytes, max_total_bytes=max_total_uncompressed,
+        max_ratio=max_ratio,
+    )
+    subject = _subject(name)
+    with open_zip(data, zip_limits, subject) as archive:
+        files = [info for info in archive.infolist() if not info.is_dir()]
+        refuse_nested(
+            (info for info in files if not _is_ignored(info.filename)), zip_limits, subject
         )
         ignored: list[str] = []
         kept = []
@@ -531,7 +393,7 @@ def inspect_zip(
                 ignored.append(f"{info.filename}: not an image file type")
                 continue
             sides[parts[0]].setdefault(stem, []).append(info)
-        reader = _BoundedReader(archive, name, max_total_uncompressed)
+        reader = BoundedReader(archive, zip_limits, subject)
         limits = validation.Limits(max_bytes=max_member_bytes)
         label_limit = num_classes if num_classes is not None else MAX_INFERRED_CLASSES
         rows, decoded = _decode_pairs(sides, reader, limits, label_limit)
@@ -559,7 +421,7 @@ def _row(stem: str, image: str, mask: str, reason: str = "", detail: str = "") -
 
 def _decode_pairs(
     sides: dict[str, dict[str, list[zipfile.ZipInfo]]],
-    reader: _BoundedReader,
+    reader: BoundedReader,
     limits: validation.Limits,
     label_limit: int,
 ) -> tuple[list[dict[str, str]], list[tuple[str, Any, np.ndarray]]]:
@@ -586,14 +448,14 @@ def _decode_pairs(
         image_info, mask_info = image_infos[0], mask_infos[0]
         try:
             loaded = read_image_bytes(reader.read(image_info), image_info.filename, limits=limits)
-        except ArchiveRefused:
+        except ArchiveError:
             raise
         except UNetDemoError as error:
             rows.append(_row(stem, image_path, mask_path, "unreadable image", str(error)))
             continue
         try:
             mask = read_mask_file(reader.read(mask_info), mask_info.filename, limits=limits)
-        except ArchiveRefused:
+        except ArchiveError:
             raise
         except UNetDemoError as error:
             rows.append(_row(stem, image_path, mask_path, "unreadable mask", str(error)))

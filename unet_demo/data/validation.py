@@ -6,7 +6,8 @@ size is checked from the header before pixel data is decoded. Anything wrong bec
 `UNetDemoError` whose message says what was found, what was expected and how to fix it.
 
 Formats accepted as images: PNG, JPEG, TIFF (classic and BigTIFF), DICOM and NIfTI-1/2
-(``.nii`` or gzip-compressed ``.nii.gz``). ZIP is recognised for dataset uploads only.
+(``.nii`` or gzip-compressed ``.nii.gz``). ZIP is recognised for dataset uploads only; what is
+inside a ZIP is checked by the one ZIP guard, `unet_demo.data.archive`.
 
 DICOM without the 128-byte preamble and "DICM" marker (old ACR-NEMA style files) is accepted
 only when its first bytes look like a group 0002 or 0008 element *and* pydicom can read a
@@ -18,7 +19,7 @@ Example:
     >>> validate_upload(b"GIF89a" + bytes(30), "scan.png")
     Traceback (most recent call last):
     ...
-    unet_demo.errors.UNetDemoError: 'scan.png' is a GIF image (detected from its bytes) ...
+    unet_demo.errors.UNetDemoError: 'scan.png' is a GIF image (detected from its bytes...
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ import io
 import re
 import struct
 import warnings
-import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import Any
 
+from unet_demo.data.archive import ZIP_SIGNATURES as _ZIP_SIGNATURES
 from unet_demo.errors import UNetDemoError
 
 # ---------------------------------------------------------------- budgets (module constants)
@@ -51,10 +52,6 @@ MAX_FRAMES = 1000
 """Most frames/pages in a multi-frame TIFF, PNG or DICOM (only the first is used)."""
 MAX_VOXELS = 50_000_000
 """Largest NIfTI data array (all voxels of all volumes); 50 M float32 voxels = 200 MB."""
-MAX_ZIP_MEMBERS = 20_000
-"""Most entries in a dataset ZIP."""
-MAX_ZIP_UNCOMPRESSED = 1024 * 1024 * 1024
-"""Largest total uncompressed size of a dataset ZIP (zip-bomb guard)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +146,6 @@ EXTENSIONS = {
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-_ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 _OTHER_SIGNATURES = (
     (b"GIF87a", "gif"),
     (b"GIF89a", "gif"),
@@ -466,7 +462,7 @@ def friendly_errors(name: str, what: str) -> Iterator[None]:
         ...     raise ValueError("broken")
         Traceback (most recent call last):
         ...
-        unet_demo.errors.UNetDemoError: 'a.png' could not be read as PNG ...
+        unet_demo.errors.UNetDemoError: 'a.png' could not be read as PNG: ...
     """
     try:
         yield
@@ -716,51 +712,3 @@ def check_nifti(data: bytes, name: str, limits: Limits | None = None) -> NiftiCh
         )
     return NiftiCheck(header=header, raw=raw, shape=shape, dtype=dtype_name, compressed=compressed)
 
-
-def check_zip_archive(
-    data: bytes,
-    name: str,
-    *,
-    max_members: int = MAX_ZIP_MEMBERS,
-    max_uncompressed: int = MAX_ZIP_UNCOMPRESSED,
-    limits: Limits | None = None,
-) -> list[str]:
-    """Check a dataset ZIP (size, entry count, total uncompressed size, safe paths).
-
-    Nothing is extracted; the returned names are safe relative paths of the files inside.
-
-    Args:
-        data: the ZIP bytes.
-        name: file name for messages.
-        max_members: most entries allowed.
-        max_uncompressed: largest total uncompressed size (zip-bomb guard).
-        limits: budgets for the archive's own size.
-
-    Example:
-        >>> check_zip_archive(zip_bytes, "dataset.zip")  # doctest: +SKIP
-        ['images/a.png', 'masks/a.png']
-    """
-    validate_upload(data, name, allowed=ARCHIVE_KINDS, limits=limits)
-    with friendly_errors(name, "ZIP"), zipfile.ZipFile(io.BytesIO(data)) as archive:
-        infos = archive.infolist()
-    if len(infos) > max_members:
-        raise UNetDemoError(
-            f"'{name}' holds {len(infos)} entries; the limit is {max_members}. Split the dataset."
-        )
-    total = sum(info.file_size for info in infos)
-    if total > max_uncompressed:
-        raise UNetDemoError(
-            f"'{name}' would unpack to {total / 1e6:.0f} MB; the limit is "
-            f"{max_uncompressed / 1e6:.0f} MB. Upload a smaller dataset."
-        )
-    names = []
-    for info in infos:
-        path = PurePosixPath(info.filename.replace("\\", "/"))
-        if path.is_absolute() or ".." in path.parts:
-            raise UNetDemoError(
-                f"'{name}' contains an unsafe path {info.filename!r} (absolute or with '..'). "
-                "Re-create the ZIP from inside the dataset folder."
-            )
-        if not info.is_dir():
-            names.append(str(path))
-    return names

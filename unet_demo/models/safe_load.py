@@ -8,8 +8,10 @@ checks, before Keras sees the file:
 
 1. the size (`MAX_MODEL_BYTES`) and the format: a ZIP; legacy ``.h5``, pickles and SavedModel
    folders are refused with a message naming what was found;
-2. the archive: only ``config.json``, ``metadata.json``, ``model.weights.h5`` and ``assets/``
-   entries, no links, no encryption, no ``..``, bounded uncompressed size, intact CRCs;
+2. the archive, through the project's one ZIP guard (`unet_demo.data.archive`): safe member
+   names (no ``..``, absolute paths, backslashes), no links, no encryption, no nested
+   archives, bounded uncompressed size and ratio, intact CRCs; then only ``config.json``,
+   ``metadata.json``, ``model.weights.h5`` and ``assets/`` entries;
 3. every serialized object in ``config.json``: Keras' own built-in classes only (plus the
    classes this project registers under the ``unet_demo>`` package), never ``Lambda``,
    ``TFSMLayer``, ``TorchModuleWrapper``, ``JaxLayer``, ``FlaxLayer`` or a ``__lambda__``
@@ -32,19 +34,19 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import importlib
-import io
 import json
 import os
 import platform
-import stat
 import tempfile
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
+from unet_demo.data.archive import BoundedReader, ZipLimits, open_zip, refuse_nested
 from unet_demo.errors import UNetDemoError
 
 MAX_MODEL_BYTES = 300 * 1024 * 1024
@@ -55,6 +57,28 @@ MAX_CONFIG_BYTES = 16 * 1024 * 1024
 """Largest config.json/metadata.json (a U-Net config is well under 1 MB)."""
 MAX_MEMBERS = 64
 """Most entries in a model archive (three files plus a few assets)."""
+
+ZIP_LIMITS = ZipLimits(
+    max_archive_bytes=MAX_MODEL_BYTES,
+    max_members=MAX_MEMBERS,
+    max_member_bytes=MAX_UNCOMPRESSED_BYTES,
+    max_total_bytes=MAX_UNCOMPRESSED_BYTES,
+    # Keras writes .keras files uncompressed (ratio 1); 100:1 only refuses crafted archives.
+    max_ratio=100,
+    hints=(
+        ("members", "A Keras model holds config.json, metadata.json and model.weights.h5 "
+                    "(plus a few assets); re-save it with model.save('model.keras')."),
+        ("corrupt", "Copy or export the model again."),
+        ("checksum", "It is damaged; copy or export the model again."),
+        ("size_mismatch", "It was tampered with or is damaged; copy or export it again."),
+        ("name", "Re-save the model with model.save('model.keras')."),
+        ("duplicate", "Re-save the model with model.save('model.keras')."),
+        ("symlink", "Re-save the model with model.save('model.keras')."),
+        ("special", "Re-save the model with model.save('model.keras')."),
+        ("nested", "Re-save the model with model.save('model.keras')."),
+    ),
+)
+"""The ZIP guard's budgets and fixes for model archives (see `unet_demo.data.archive`)."""
 
 REQUIRED_MEMBERS = ("config.json", "metadata.json")
 ALLOWED_MEMBERS = frozenset({"config.json", "metadata.json", "model.weights.h5"})
@@ -91,7 +115,7 @@ ALLOWED_INTERNAL_MODELS = {
 
 PROJECT_PACKAGE = "unet_demo"
 """Package name under which this project registers Keras objects (``unet_demo>Name``)."""
-PROJECT_MODULES = ("unet_demo.losses", "unet_demo.metrics")
+PROJECT_MODULES = ("unet_demo.losses", "unet_demo.training.keras_metrics")
 """Modules that register this project's Keras objects (imported to resolve them)."""
 
 DATA_MARKERS = frozenset(
@@ -210,43 +234,37 @@ def _refuse_non_zip(data: bytes, name: str) -> None:
 # --------------------------------------------------------------------------- archive
 
 
-def check_model_archive(data: bytes, name: str = "The model file") -> dict[str, Any]:
+def check_model_archive(
+    data: bytes, name: str = "The model file", *, max_bytes: int = MAX_MODEL_BYTES
+) -> dict[str, Any]:
     """Check a `.keras` archive's members and config; return the parsed config.json.
+
+    The ZIP itself goes through the project's one ZIP guard (`unet_demo.data.archive`, with
+    `ZIP_LIMITS`); then the member list must be a Keras model's and every member is read
+    once through the guard's bounded reader (sizes and CRCs).
 
     Args:
         data: the whole file.
         name: how to call the file in messages.
+        max_bytes: largest file accepted (bytes).
 
     Example:
         >>> check_model_archive(b"PK\\x03\\x04 not really")
         Traceback (most recent call last):
         ...
-        unet_demo.errors.UNetDemoError: The model file is not a readable ZIP archive ...
+        unet_demo.data.archive.ArchiveError: The model file was refused: it is not a readable ZIP archive ...
     """
     _refuse_non_zip(data, name)
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError, OSError) as error:
-        raise UNetDemoError(
-            f"{name} is not a readable ZIP archive ({error}); it is probably truncated or "
-            "corrupt. Copy or export the model again."
-        ) from None
-    with archive:
-        infos = archive.infolist()
-        _check_members(infos, name)
-        try:
-            broken = archive.testzip()
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as error:
-            raise UNetDemoError(
-                f"{name} is damaged: {error}. It is probably truncated; copy or export it again."
-            ) from None
-        if broken is not None:
-            raise UNetDemoError(
-                f"{name} is damaged: the checksum of '{broken}' does not match. Copy or export "
-                "the model again."
-            )
-        config = _read_json_member(archive, "config.json", name)
-        _read_json_member(archive, "metadata.json", name)
+    limits = dataclasses.replace(ZIP_LIMITS, max_archive_bytes=max_bytes)
+    with open_zip(data, limits, name) as archive:
+        refuse_nested(archive.infolist(), limits, name)
+        _check_members(archive.infolist(), name)
+        reader = BoundedReader(archive, limits, name)
+        for info in archive.infolist():
+            if not info.is_dir() and info.filename not in REQUIRED_MEMBERS:
+                reader.verify(info)
+        config = _read_json_member(archive, reader, "config.json", name)
+        _read_json_member(archive, reader, "metadata.json", name)
     if not isinstance(config, dict) or "class_name" not in config:
         raise UNetDemoError(
             f"{name}: config.json does not describe a Keras model (no 'class_name'). "
@@ -261,39 +279,18 @@ def check_model_archive(data: bytes, name: str = "The model file") -> dict[str, 
 
 
 def _check_members(infos: list[zipfile.ZipInfo], name: str) -> None:
-    if len(infos) > MAX_MEMBERS:
-        raise UNetDemoError(
-            f"{name} holds {len(infos)} entries; a Keras model holds config.json, "
-            "metadata.json and model.weights.h5 (plus a few assets). Refused."
-        )
-    names = [info.filename for info in infos]
-    if len(set(names)) != len(names):
-        raise UNetDemoError(f"{name} lists the same entry twice; refused as tampered.")
-    total = 0
-    for info in infos:
-        member = info.filename
-        mode = info.external_attr >> 16
-        if info.flag_bits & 0x1:
-            raise UNetDemoError(f"{name}: entry '{member}' is encrypted. Refused.")
-        if stat.S_ISLNK(mode):
-            raise UNetDemoError(f"{name}: entry '{member}' is a symbolic link. Refused.")
-        parts = PurePosixPath(member).parts
-        if member.startswith(("/", "\\")) or "\\" in member or ".." in parts or ":" in member:
-            raise UNetDemoError(f"{name}: entry '{member}' has an unsafe path. Refused.")
+    """Only a Keras model's entries (the ZIP guard has already checked names and sizes)."""
+    names = {info.filename for info in infos}
+    for member in sorted(names):
+        # ':' is refused in assets too: Keras extracts them, and on Windows 'a:b' is a stream.
         if member not in ALLOWED_MEMBERS and not (
-            member.startswith(ASSETS_PREFIX) and len(parts) >= 1
+            member.startswith(ASSETS_PREFIX) and ":" not in member
         ):
             raise UNetDemoError(
                 f"{name} contains an unexpected entry '{member}'. A Keras model archive holds "
                 f"only {sorted(ALLOWED_MEMBERS)} and 'assets/'. Refused; re-save the model "
                 "with model.save('model.keras')."
             )
-        total += info.file_size
-    if total > MAX_UNCOMPRESSED_BYTES:
-        raise UNetDemoError(
-            f"{name} expands to {total / 1e6:.0f} MB; the limit is "
-            f"{MAX_UNCOMPRESSED_BYTES / 1e6:.0f} MB. Refused."
-        )
     missing = [member for member in REQUIRED_MEMBERS if member not in names]
     if missing:
         raise UNetDemoError(
@@ -302,7 +299,9 @@ def _check_members(infos: list[zipfile.ZipInfo], name: str) -> None:
         )
 
 
-def _read_json_member(archive: zipfile.ZipFile, member: str, name: str) -> Any:
+def _read_json_member(
+    archive: zipfile.ZipFile, reader: BoundedReader, member: str, name: str
+) -> Any:
     info = archive.getinfo(member)
     if info.file_size > MAX_CONFIG_BYTES:
         raise UNetDemoError(
@@ -310,7 +309,7 @@ def _read_json_member(archive: zipfile.ZipFile, member: str, name: str) -> Any:
             f"{MAX_CONFIG_BYTES / 1e6:.0f} MB. Refused."
         )
     try:
-        return json.loads(archive.read(member).decode("utf-8"))
+        return json.loads(reader.read(info).decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
         raise UNetDemoError(f"{name}: {member} is not valid JSON ({error}). Refused.") from None
 
@@ -456,7 +455,7 @@ def load_model_file(
             f"{name} does not match its recorded SHA-256 ({expected_sha256[:12]}...): it was "
             "changed after it was saved. Use the original file or export it again."
         )
-    check_model_archive(data, name)
+    check_model_archive(data, name, max_bytes=max_bytes)
     import keras
 
     # Load a private copy of exactly the checked bytes (the original may change meanwhile).
