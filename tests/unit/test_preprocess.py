@@ -11,6 +11,7 @@ from unet_demo.data.preprocess import (
     apply_clahe,
     denoise,
     normalize,
+    prepare_batch,
     prepare_image,
     resize,
     resize_with_pad,
@@ -99,10 +100,28 @@ def test_resize_with_pad_masks_stay_labels():
 
 
 def test_prepare_image_model_ready():
-    ready, info = prepare_image(IMAGE, size=32, channels=3, normalization="symmetric")
+    prepared = prepare_image(IMAGE, size=32, channels=3, normalization="symmetric")
+    ready, info = prepared.model_input, prepared.placement
     assert ready.shape == (32, 32, 3) and ready.dtype == np.float32
     assert ready.min() >= -1.0 and ready.max() <= 1.0
     assert info.original_shape == (20, 30)
+    assert prepared.normalized.shape[:2] == (20, 30)
+
+
+def test_prepare_batch_matches_prepare_image_and_keeps_masks_aligned():
+    images = np.random.default_rng(5).random((3, 20, 30)).astype(np.float32) * 900
+    masks = np.zeros((3, 20, 30), np.uint8)
+    masks[:, 5:15, 10:20] = 1
+    batch, labels = prepare_batch(images, masks, size=32, normalization="zscore")
+    for index in range(3):
+        one = prepare_image(images[index], size=32, normalization="zscore").model_input
+        np.testing.assert_array_equal(batch[index], one)
+    # The mask is scaled and padded exactly like its image: foreground stays in place.
+    assert labels.shape == (3, 32, 32) and labels.dtype == np.uint8
+    assert labels[:, :5].sum() == 0  # the padding rows above the image are background
+    assert 0 < labels[0].sum() < 32 * 32
+    with pytest.raises(UNetDemoError, match="do not match"):
+        prepare_batch(images, masks[:, :10], size=32)
 
 
 def test_clahe_raises_local_contrast():

@@ -5,7 +5,8 @@ Three ways to say what to score:
 * ``--run DIR [--split test]``: a training run on a split of the dataset it was trained on
   (images prepared exactly as in training);
 * ``--model bundled:NAME|RUN_DIR|FILE.keras --dataset NAME [--split test]``: any model on a
-  bundled dataset split (each image normalised on its own, as ``predict`` does);
+  dataset split, each image prepared with the model's recorded normalisation and input size
+  (`unet_demo.data.preprocess.prepare_image`, as in training and ``predict``);
 * ``--model ... --images DIR --masks DIR``: any model on a folder of images and masks with
   matching names (each image goes through the ``predict`` path at its own size).
 
@@ -45,19 +46,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def score_model_on_split(handle, dataset: str, split: str, threshold: float,
                          distances: bool):
-    from unet_demo.evaluation.evaluate import evaluate_model_on_arrays
-    from unet_demo.training.runner import load_split_arrays, prepare_images, prepare_masks
+    """Score an opened model on a dataset split, prepared with the model's own input settings.
 
-    images, masks, ids = load_split_arrays(dataset, split)
-    height, width, channels = handle.input_shape
-    if height != width or images.shape[-1] != channels:
-        raise UNetDemoError(
-            f"Model input {handle.input_shape} does not fit dataset {dataset!r} (images "
-            f"{images.shape[1:]}); evaluate it with --images/--masks instead.")
-    prepared = prepare_images(images, height, "minmax")
-    return evaluate_model_on_arrays(handle.predict_fn(), prepared, prepare_masks(masks, height),
-                                    max(handle.num_classes, 2), threshold, ids=ids,
-                                    distances=distances)
+    Args:
+        handle: `unet_demo.inference.registry.ModelHandle`.
+        dataset: bundled dataset name or "upload:<id>".
+        split: "train", "val" or "test".
+        threshold: sigmoid cut.
+        distances: include HD95/ASD.
+    """
+    from unet_demo.evaluation.evaluate import evaluate_predictions, predict_split
+
+    prediction = predict_split(handle, dataset, split)
+    return evaluate_predictions(prediction.probabilities, prediction.masks,
+                                max(handle.num_classes, 2), threshold, ids=prediction.ids,
+                                distances=distances)
 
 
 def evaluate_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -66,17 +69,17 @@ def evaluate_args(args: argparse.Namespace) -> dict[str, Any]:
     if args.run is not None:
         if args.model or args.images or args.masks:
             raise UNetDemoError("Use either --run or --model, not both.")
-        from unet_demo.evaluation.evaluate import evaluate_predictions
+        from unet_demo.evaluation.evaluate import evaluate_model_on_arrays
         from unet_demo.training.rundir import load_model
         from unet_demo.training.runner import load_spec, prepare_split
 
         spec = load_spec(args.run)
         model = load_model(args.run)
         images, masks, ids = prepare_split(spec, args.split)
-        probs = np.concatenate([np.asarray(model(images[i:i + 16], training=False))
-                                for i in range(0, len(images), 16)])
-        result = evaluate_predictions(probs, masks, max(spec.model.num_classes, 2),
-                                      args.threshold, ids=ids, distances=distances)
+        result = evaluate_model_on_arrays(
+            lambda batch: np.asarray(model(batch, training=False)), images, masks,
+            max(spec.model.num_classes, 2), args.threshold, ids=ids, distances=distances,
+            batch_size=16)
         source = f"run {args.run} on {spec.data.dataset}/{args.split}"
     elif args.model:
         from unet_demo.inference.registry import open_model

@@ -86,37 +86,40 @@ def run(args: argparse.Namespace) -> int:
 
 
 def predict_file(handle: Any, path: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """Segment one file and write its mask; return a JSON-ready summary."""
+    """Segment one file and write its mask; return a JSON-ready summary.
+
+    Args:
+        handle: the opened model.
+        path: the image file.
+        args: parsed options (threshold, tta, postprocess, plane, out).
+    """
     from unet_demo.data.readers import read_image_bytes
-    from unet_demo.inference.encoders import mask_png_bytes, nifti_mask_bytes
-    from unet_demo.inference.segment import segment_array, segment_volume
+    from unet_demo.inference.encoders import mask_file_stem, mask_png_bytes, nifti_mask_bytes
+    from unet_demo.inference.labels import foreground_classes
+    from unet_demo.inference.segment import (
+        SegmentOptions,
+        segment_loaded,
+        segment_loaded_volume,
+    )
 
     try:
         data = path.read_bytes()
     except OSError as error:
         raise UNetDemoError(f"Cannot read '{path}': {error.strerror or error}.") from None
-    loaded = read_image_bytes(data, path.name)
-    stem = _stem(path.name)
-    options = {
-        "input_shape": handle.input_shape,
-        "num_classes": handle.num_classes,
-        "threshold": args.threshold,
-        "tta": args.tta,
-        "postprocess_ops": args.postprocess,
-    }
+    options = SegmentOptions(threshold=args.threshold, tta=args.tta,
+                             postprocess=tuple(args.postprocess), plane=args.plane)
+    stem = mask_file_stem(path.name)
+    loaded = read_image_bytes(data, path.name, plane=args.plane)
     if loaded.kind == "nifti" and loaded.volume is not None:
-        labels, volumes = segment_volume(handle.predict_fn(), loaded.volume, plane=args.plane,
-                                         zooms=loaded.meta.get("voxel_size"), **options)
+        labels, volumes = segment_loaded_volume(loaded, handle, options)
         output = args.out / f"{stem}_mask.nii.gz"
         output.write_bytes(nifti_mask_bytes(labels, data, path.name))
-        counts = {str(c): int((labels == c).sum()) for c in _classes(handle.num_classes)}
-        return {"output": str(output), "kind": loaded.kind, "shape": list(labels.shape),
+        counts = {str(c): int((labels == c).sum()) for c in foreground_classes(handle.num_classes)}
+        return {"output": str(output), "kind": "nifti", "shape": list(labels.shape),
                 "foreground_pixels": counts,
                 "volume_mm3": {str(c): v for c, v in volumes.items()} if volumes else None,
                 "warnings": []}
-    result = segment_array(handle.predict_fn(), loaded.pixels, fingerprint=handle.fingerprint,
-                           spacing=loaded.meta.get("pixel_spacing"),
-                           normalization=handle.normalization, **options)
+    result = segment_loaded(loaded, handle, options)
     output = args.out / f"{stem}_mask.png"
     output.write_bytes(mask_png_bytes(result.labels, handle.num_classes))
     return {
@@ -127,20 +130,6 @@ def predict_file(handle: Any, path: Path, args: argparse.Namespace) -> dict[str,
         "area_mm2": {str(c): a for c, a in result.area_mm2.items()} if result.area_mm2 else None,
         "warnings": result.warnings,
     }
-
-
-def _classes(num_classes: int) -> list[int]:
-    from unet_demo.inference.labels import foreground_classes
-
-    return foreground_classes(num_classes)
-
-
-def _stem(name: str) -> str:
-    lowered = name.lower()
-    for suffix in (".nii.gz", ".tiff", ".tif", ".jpeg", ".jpg", ".png", ".dcm", ".nii", ".gz"):
-        if lowered.endswith(suffix):
-            return name[: -len(suffix)] or "image"
-    return Path(name).stem or "image"
 
 
 def _fmt_areas(values: dict[Any, Any] | None) -> str:

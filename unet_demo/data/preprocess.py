@@ -397,6 +397,23 @@ def denoise(image: np.ndarray, method: str = "tv", strength: float = 0.1) -> np.
     return ndimage.gaussian_filter(array, sigma=(sigma, sigma, 0)).astype(np.float32)
 
 
+@dataclasses.dataclass(frozen=True)
+class PreparedImage:
+    """One image made ready for a model by `prepare_image`.
+
+    Attributes:
+        model_input: (h, w, C) float32, exactly what the model is fed.
+        placement: where the resized image sits inside ``model_input``; `unpad_resize` maps a
+            prediction back to the original pixel grid with it.
+        normalized: the image after intensity normalisation, at its own size and channel
+            count (what the out-of-distribution check compares with the training images).
+    """
+
+    model_input: np.ndarray
+    placement: PadInfo
+    normalized: np.ndarray
+
+
 def prepare_image(
     image: np.ndarray,
     *,
@@ -406,23 +423,98 @@ def prepare_image(
     center: float | None = None,
     width: float | None = None,
     pad_mode: str = "constant",
-) -> tuple[np.ndarray, PadInfo]:
-    """Make an image model-ready: channels, normalisation, then aspect-preserving resize+pad.
+    percentiles: tuple[float, float] | None = None,
+    already_normalized: bool = False,
+) -> PreparedImage:
+    """THE model-input step: normalise intensities, match channels, resize with padding.
+
+    Training, the Segment and Evaluate pages and every CLI command prepare images through this
+    one function, driven by what the model recorded at training time (its input size and
+    channels, and `DataConfig.normalization`), so a model always sees images prepared the way
+    it was trained. The order is fixed: normalise each image on its own (statistics over all
+    its pixels and channels), convert to the model's channel count, then scale to fit inside
+    ``size`` keeping the aspect ratio and pad the rest (`resize_with_pad`).
 
     Args:
         image: HxW or HxWxC in its natural range (e.g. from `read_image_bytes`).
         size: model input side or (H, W).
         channels: model input channels (1 or 3).
-        normalization: one of `NORMALIZATION_MODES`.
+        normalization: one of `NORMALIZATION_MODES` (the model's training choice).
         center, width: CT window for "ct_window".
         pad_mode: "constant" or "edge".
+        percentiles: optional (low, high) percentile clip before normalising (see `normalize`).
+        already_normalized: skip normalisation (a volume normalised once as a whole).
 
     Example:
-        >>> ready, info = prepare_image(np.ones((30, 40)), size=32, channels=3)
-        >>> ready.shape, info.original_shape
-        ((32, 32, 3), (30, 40))
+        >>> ready = prepare_image(np.ones((30, 40)), size=32, channels=3)
+        >>> ready.model_input.shape, ready.placement.original_shape, ready.normalized.shape
+        ((32, 32, 3), (30, 40), (30, 40, 1))
     """
-    converted = to_channels(image, channels)
-    normalized = normalize(converted, normalization, center=center, width=width)
-    padded, info = resize_with_pad(normalized, size, pad_mode=pad_mode, return_info=True)
-    return padded.astype(np.float32), info
+    array = _as_hwc(image)
+    normalized = array if already_normalized else normalize(
+        array, normalization, center=center, width=width, percentiles=percentiles)
+    converted = to_channels(normalized, channels)
+    padded, info = resize_with_pad(converted, size, pad_mode=pad_mode, return_info=True)
+    return PreparedImage(padded.astype(np.float32), info, normalized)
+
+
+def prepare_batch(
+    images: np.ndarray,
+    masks: np.ndarray | None = None,
+    *,
+    size: int | tuple[int, int],
+    channels: int | None = None,
+    normalization: str = "minmax",
+    center: float | None = None,
+    width: float | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Prepare a stack of images (and their masks) for a model with `prepare_image`.
+
+    Masks follow their image's geometry: the same aspect-preserving scale (nearest neighbour,
+    labels never blend) and zero (background) padding.
+
+    Args:
+        images: (N, H, W) or (N, H, W, C) images in any range.
+        masks: optional (N, H, W) integer labels of the same height and width.
+        size: model input side or (H, W).
+        channels: model input channels; None keeps the images' own channel count.
+        normalization: one of `NORMALIZATION_MODES`.
+        center, width: CT window for "ct_window".
+
+    Returns:
+        (float32 (N, h, w, C) images, uint8 (N, h, w) masks or None).
+
+    Example:
+        >>> x, y = prepare_batch(np.ones((2, 8, 8)), np.ones((2, 8, 8), np.uint8), size=16)
+        >>> x.shape, y.shape, int(y[0].sum())
+        ((2, 16, 16, 1), (2, 16, 16), 256)
+    """
+    stack = np.asarray(images)
+    if stack.ndim == 3:
+        stack = stack[..., None]
+    if stack.ndim != 4:
+        raise UNetDemoError(
+            f"Expected a stack of images (N, H, W) or (N, H, W, C). Received: shape {stack.shape}."
+        )
+    target = _target_shape(size)
+    count = len(stack)
+    out_channels = int(channels or stack.shape[-1])
+    prepared = np.empty((count, *target, out_channels), np.float32)
+    labels = None
+    if masks is not None:
+        masks = np.asarray(masks)
+        if masks.ndim == 4 and masks.shape[-1] == 1:
+            masks = masks[..., 0]
+        if masks.shape != stack.shape[:3]:
+            raise UNetDemoError(
+                f"Masks {masks.shape} do not match images {stack.shape[:3]}; every image needs "
+                "a mask of the same height and width."
+            )
+        labels = np.empty((count, *target), np.uint8)
+    for index in range(count):
+        ready = prepare_image(stack[index], size=target, channels=out_channels,
+                              normalization=normalization, center=center, width=width)
+        prepared[index] = ready.model_input
+        if labels is not None:
+            labels[index] = resize_with_pad(masks[index], target, is_mask=True)
+    return prepared, labels

@@ -21,10 +21,15 @@ from typing import Any
 
 import numpy as np
 
+from unet_demo.data.preprocess import prepare_batch
+from unet_demo.data.readers import read_image_file, read_mask_file
+from unet_demo.data.sources import load_split_arrays
 from unet_demo.errors import UNetDemoError
 from unet_demo.evaluation.scores import mean_metrics, metrics_table, per_image_metrics, score_pair
 from unet_demo.inference.labels import as_batch, labels_from_probabilities
 from unet_demo.inference.postprocess import postprocess
+from unet_demo.inference.segment import SegmentOptions, segment_loaded
+from unet_demo.inference.tta import flip_tta
 
 
 @dataclasses.dataclass
@@ -73,8 +78,6 @@ def evaluate_predictions(
         >>> evaluate_predictions(p, m, 1).mean["dice"]
         1.0
     """
-    from unet_demo.inference.postprocess import postprocess
-
     _check_threshold(threshold)
     predictions = labels_from_probabilities(probabilities, num_classes, threshold)
     ops = tuple(postprocess_ops or ())
@@ -139,6 +142,65 @@ def evaluate_model_on_arrays(
         probabilities = probabilities[..., None]
     return evaluate_predictions(probabilities, masks, num_classes, threshold, postprocess_ops,
                                 ids=ids, distances=distances)
+
+
+@dataclasses.dataclass
+class SplitPrediction:
+    """A model's outputs on (the first images of) a dataset split, at the model's input size.
+
+    Attributes:
+        images: float32 (N, h, w, C) model inputs (from `prepare_image`).
+        masks: uint8 (N, h, w) truth, scaled and padded like the images.
+        ids: image names.
+        probabilities: float32 (N, h, w, K) outputs (the flip-TTA mean when TTA is on).
+        variance: (N, h, w) flip-TTA variance, or None without TTA.
+        total: images in the whole split (more than N when a limit cut it).
+    """
+
+    images: np.ndarray
+    masks: np.ndarray
+    ids: list[str]
+    probabilities: np.ndarray
+    variance: np.ndarray | None
+    total: int
+
+
+def predict_split(handle: Any, dataset: str, split: str, *, tta: bool = False,
+                  limit: int | None = None, batch_size: int = 8) -> SplitPrediction:
+    """Prepare a split the way the model was trained (its normalisation and size) and predict.
+
+    Args:
+        handle: an opened model (`unet_demo.inference.registry.ModelHandle`).
+        dataset: bundled dataset name or "upload:<id>".
+        split: "train", "val" or "test".
+        tta: average the four flips and keep their variance.
+        limit: predict only the first this many images (None = all).
+        batch_size: images per model call.
+
+    Example:
+        >>> prediction = predict_split(open_model("bundled:nuclei"), "nuclei", "test")  # doctest: +SKIP
+        >>> prediction.probabilities.shape  # doctest: +SKIP
+        (5, 128, 128, 1)
+    """
+    images, masks, ids = load_split_arrays(dataset, split)
+    total = len(ids)
+    if limit is not None:
+        images, masks, ids = images[:limit], masks[:limit], ids[:limit]
+    if len(images) == 0:
+        raise UNetDemoError(f"The {split} split of {dataset!r} has no images; pick another split.")
+    height, width, channels = handle.input_shape
+    prepared, labels = prepare_batch(images, masks, size=(height, width), channels=channels,
+                                     normalization=handle.normalization)
+    predict_fn = handle.predict_fn(batch_size=batch_size)
+    variance = None
+    if tta:
+        result = flip_tta(predict_fn, prepared, batch_size=batch_size)
+        probabilities, variance = result.mean, result.variance
+    else:
+        probabilities = predict_fn(prepared)
+    return SplitPrediction(images=prepared, masks=labels, ids=list(ids),
+                           probabilities=np.asarray(probabilities, np.float32),
+                           variance=variance, total=total)
 
 
 def _check_threshold(threshold: float) -> None:
@@ -227,10 +289,8 @@ def evaluate_folders(
     Example:
         >>> result = evaluate_folders(open_model("bundled:nuclei"), "imgs", "masks")  # doctest: +SKIP
     """
-    from unet_demo.data.readers import read_image_file, read_mask_file
-    from unet_demo.inference.segment import segment_array
-
     _check_threshold(threshold)
+    options = SegmentOptions(threshold=threshold, tta=tta, postprocess=tuple(postprocess_ops or ()))
     rows = []
     predictions = []
     for image_path, mask_path in pair_image_mask_files(images_dir, masks_dir):
@@ -246,11 +306,7 @@ def evaluate_folders(
                 f"'{image_path.name}' is {loaded.pixels.shape[1]}x{loaded.pixels.shape[0]}; "
                 "masks must have the image's size."
             )
-        result = segment_array(
-            handle.predict_fn(), loaded.pixels, input_shape=handle.input_shape,
-            num_classes=handle.num_classes, threshold=threshold, tta=tta,
-            postprocess_ops=postprocess_ops,
-        )
+        result = segment_loaded(loaded, handle, options)
         row: dict[str, Any] = {"index": len(rows), "id": image_path.name}
         row.update(score_pair(mask, result.labels, handle.num_classes,
                               spacing=loaded.meta.get("pixel_spacing")))

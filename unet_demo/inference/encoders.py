@@ -92,3 +92,25 @@ def nifti_mask_bytes(labels_ras: np.ndarray, source_bytes: bytes, source_name: s
     mask = image_class(labels, source.affine, header=header)
     mask.header["descrip"] = b"unet-demo mask; not for diagnosis"
     return gzip.compress(mask.to_bytes(), compresslevel=6, mtime=0)
+
+
+MASK_SOURCE_SUFFIXES = (".nii.gz", ".tiff", ".tif", ".jpeg", ".jpg", ".png", ".dcm", ".nii", ".gz")
+"""Endings stripped from an image file name to name its mask (longest first)."""
+
+
+def mask_file_stem(name: str) -> str:
+    """The name of an image file without folders and its image ending, to name its mask.
+
+    Args:
+        name: an uploaded or command-line file name.
+
+    Example:
+        >>> mask_file_stem("scans/brain.nii.gz"), mask_file_stem(".png")
+        ('brain', 'image')
+    """
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    for suffix in MASK_SOURCE_SUFFIXES:
+        if base.lower().endswith(suffix):
+            return base[: -len(suffix)] or "image"
+    stem = base.rsplit(".", 1)[0] if "." in base[1:] else base
+    return stem or "image"

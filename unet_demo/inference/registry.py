@@ -263,7 +263,7 @@ def _load_handle(model_path: Path, folder: Path, card: dict[str, Any], id_prefix
         card=card,
         fingerprint=load_fingerprint(folder / FINGERPRINT_FILE),
         source=folder,
-        normalization=str(_nested(card, "data", "normalization") or "minmax"),
+        normalization=recorded_normalization(card),
     )
 
 
@@ -289,6 +289,28 @@ def _info(name: str, model_path: Path) -> BundledModelInfo:
         size_bytes=model_path.stat().st_size,
         card=card,
     )
+
+
+def recorded_normalization(card: dict[str, Any]) -> str:
+    """The intensity normalisation a model was trained with, from its card or run config.
+
+    A run folder's config.json holds it at ``data.normalization``; a bundled model's card.json
+    keeps the run config under ``config``. Models without a record were trained on "minmax".
+
+    Args:
+        card: card.json or config.json contents.
+
+    Example:
+        >>> recorded_normalization({"config": {"data": {"normalization": "zscore"}}})
+        'zscore'
+        >>> recorded_normalization({})
+        'minmax'
+    """
+    for keys in (("data", "normalization"), ("config", "data", "normalization")):
+        value = _nested(card, *keys)
+        if isinstance(value, str):
+            return value
+    return "minmax"
 
 
 def _dataset_of(card: dict[str, Any]) -> str:

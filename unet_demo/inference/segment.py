@@ -21,7 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from unet_demo.data.preprocess import normalize, prepare_image, unpad_resize
+from unet_demo.data.readers import read_image_bytes, slice_volume
 from unet_demo.errors import UNetDemoError
+from unet_demo.inference.labels import foreground_classes, labels_from_probabilities
+from unet_demo.inference.ood import ood_check
+from unet_demo.inference.postprocess import postprocess
+from unet_demo.inference.tta import flip_tta
 
 PredictFn = Callable[[np.ndarray], np.ndarray]
 
@@ -84,8 +90,8 @@ def segment_array(
         fingerprint: training fingerprint for OOD warnings (None = no check).
         spacing: (row, col) pixel size in mm, for areas in mm².
         normalise: normalise intensities first (False when the caller already did).
-        normalization: mode for `unet_demo.data.preprocess.normalize` (the model's training
-            mode; "minmax" for every bundled model).
+        normalization: the model's training normalisation (`DataConfig.normalization`); the
+            image goes through `unet_demo.data.preprocess.prepare_image` with it.
 
     Example:
         >>> r = segment_array(lambda x: x, np.eye(16, dtype=np.float32), input_shape=(8, 8, 1),
@@ -93,28 +99,19 @@ def segment_array(
         >>> r.area_mm2[1] == r.area_pixels[1] * 0.25
         True
     """
-    from unet_demo.data.preprocess import normalize, resize_with_pad, to_channels, unpad_resize
-    from unet_demo.inference.labels import foreground_classes, labels_from_probabilities
-    from unet_demo.inference.ood import ood_check
-    from unet_demo.inference.postprocess import postprocess
-    from unet_demo.inference.tta import flip_tta
-
     if not 0.0 <= float(threshold) <= 1.0:
         raise UNetDemoError(f"threshold must be between 0 and 1. Received: {threshold!r}.")
     height, width, channels = (int(v) for v in input_shape)
     image = np.asarray(pixels, dtype=np.float32)
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.ndim != 3:
+    if image.ndim not in (2, 3):
         raise UNetDemoError(
             f"Expected a 2-D image (H, W) or (H, W, C); received shape {image.shape}. "
             "For a volume, pick one slice."
         )
-    if normalise:
-        image = normalize(image, normalization)
-    warnings = ood_check(image, fingerprint) if fingerprint else []
-    fitted, placement = resize_with_pad(to_channels(image, channels), (height, width),
-                                        return_info=True)
+    prepared = prepare_image(image, size=(height, width), channels=channels,
+                             normalization=normalization, already_normalized=not normalise)
+    warnings = ood_check(prepared.normalized, fingerprint) if fingerprint else []
+    fitted, placement = prepared.model_input, prepared.placement
     uncertainty = None
     if tta:
         tta_result = flip_tta(predict_fn, fitted[None])
@@ -186,11 +183,13 @@ def segment_volume(
     postprocess_ops: Sequence[str] | None = None,
     zooms: Sequence[float] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    normalization: str = "minmax",
 ) -> tuple[np.ndarray, dict[int, float] | None]:
     """Segment every slice of a volume along a plane; return the label volume and volumes in mm³.
 
-    Intensities are normalised once over the whole volume (0.5-99.5 percentile min-max) so the
-    slices stay comparable.
+    Intensities are normalised once over the whole volume with the model's normalisation (after
+    a 0.5-99.5 percentile clip) so the slices stay comparable; each slice then goes through
+    `prepare_image` without a second normalisation.
 
     Args:
         predict_fn: model callable.
@@ -203,6 +202,7 @@ def segment_volume(
         postprocess_ops: cleanup per slice.
         zooms: voxel size in mm along the volume's axes (`meta["voxel_size"]`); None = unknown.
         progress: called as progress(done, total) after each slice.
+        normalization: the model's training normalisation (`DataConfig.normalization`).
 
     Example:
         >>> vol = np.zeros((8, 8, 3)); vol[2:6, 2:6] = 100.0
@@ -211,24 +211,19 @@ def segment_volume(
         >>> labels.shape, mm3[1]
         ((8, 8, 3), 96.0)
     """
-    from unet_demo.inference.labels import foreground_classes
-
     data = np.asarray(volume, dtype=np.float32)
     if data.ndim != 3:
         raise UNetDemoError(f"Expected a 3-D volume; received shape {data.shape}.")
-    from unet_demo.data.preprocess import normalize
-    from unet_demo.data.readers import slice_volume
-
     if plane not in PLANE_AXIS:
         raise UNetDemoError(f"plane must be one of {list(PLANE_AXIS)}. Received: {plane!r}.")
-    data = normalize(data, "minmax", percentiles=(0.5, 99.5))
+    data = normalize(data, normalization, percentiles=(0.5, 99.5))
     labels = np.zeros(data.shape, dtype=np.uint8)
     total = data.shape[PLANE_AXIS[plane]]
     for index in range(total):
         result = segment_array(
             predict_fn, slice_volume(data, plane, index), input_shape=input_shape,
             num_classes=num_classes, threshold=threshold, tta=tta,
-            postprocess_ops=postprocess_ops, normalise=False,
+            postprocess_ops=postprocess_ops, normalise=False, normalization=normalization,
         )
         place_slice(labels, result.labels, plane, index)
         if progress is not None:
@@ -243,3 +238,112 @@ def segment_volume(
 # --------------------------------------------------------------------------- export
 
 
+
+
+# --------------------------------------------------------------------------- files
+
+@dataclasses.dataclass(frozen=True)
+class SegmentOptions:
+    """What changes a segmentation result of an image file (and therefore its cache key).
+
+    Attributes:
+        threshold: foreground cut for sigmoid models.
+        tta: flip test-time augmentation (adds an uncertainty map).
+        postprocess: clean-up operations (see `unet_demo.inference.postprocess`).
+        plane: NIfTI slicing plane.
+        slice_index: NIfTI slice (None = middle).
+        window: DICOM (center, width) window; None = the model's own normalisation.
+
+    Example:
+        >>> SegmentOptions(threshold=0.3).key_dict()["threshold"]
+        0.3
+    """
+
+    threshold: float = 0.5
+    tta: bool = False
+    postprocess: tuple[str, ...] = ()
+    plane: str = "axial"
+    slice_index: int | None = None
+    window: tuple[float, float] | None = None
+
+    def key_dict(self) -> dict[str, Any]:
+        """The options as a JSON-ready dict (for `unet_demo.inference.shared.inference_cache_key`)."""
+        return dataclasses.asdict(self)
+
+
+def segment_loaded(loaded: Any, handle: Any, options: SegmentOptions) -> SegmentResult:
+    """Segment a decoded image (`unet_demo.data.readers.LoadedImage`) with an opened model.
+
+    The one path of the Segment page, ``python -m unet_demo predict`` and the folder
+    evaluation: `segment_array` prepares the pixels with the model's recorded normalisation and
+    input size (skipped when a DICOM window already mapped them to [0, 1]) and predicts.
+
+    Args:
+        loaded: the decoded image (its ``pixels`` and ``meta["pixel_spacing"]`` are used).
+        handle: an opened model (`unet_demo.inference.registry.ModelHandle`).
+        options: threshold, TTA, post-processing, DICOM window.
+
+    Example:
+        >>> result = segment_loaded(read_image_file("cells.png"), handle,
+        ...                         SegmentOptions())  # doctest: +SKIP
+    """
+    return segment_array(
+        handle.predict_fn(), loaded.pixels, input_shape=handle.input_shape,
+        num_classes=handle.num_classes, threshold=options.threshold, tta=options.tta,
+        postprocess_ops=options.postprocess, fingerprint=handle.fingerprint,
+        spacing=loaded.meta.get("pixel_spacing"), normalise=options.window is None,
+        normalization=handle.normalization,
+    )
+
+
+def segment_image_bytes(data: bytes, name: str, handle: Any,
+                        options: SegmentOptions) -> tuple[Any, SegmentResult]:
+    """Validate, decode and segment one image file (a NIfTI file: one slice of it).
+
+    Args:
+        data: raw file bytes.
+        name: file name (for messages and the format check).
+        handle: an opened model (`unet_demo.inference.registry.ModelHandle`).
+        options: threshold, TTA, post-processing, NIfTI plane/slice, DICOM window.
+
+    Returns:
+        (the decoded `LoadedImage`, the `SegmentResult`).
+
+    Raises:
+        UNetDemoError: the file is not a usable image; the message says why and what to do.
+
+    Example:
+        >>> loaded, result = segment_image_bytes(open("cells.png", "rb").read(), "cells.png",
+        ...                                      handle, SegmentOptions())  # doctest: +SKIP
+    """
+    loaded = read_image_bytes(data, name, plane=options.plane, slice_index=options.slice_index,
+                              window=options.window)
+    return loaded, segment_loaded(loaded, handle, options)
+
+
+def segment_loaded_volume(
+    loaded: Any, handle: Any, options: SegmentOptions,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, dict[int, float] | None]:
+    """Segment every slice of a decoded NIfTI volume; return RAS+ labels and volumes in mm³.
+
+    Args:
+        loaded: a decoded NIfTI `LoadedImage` (its ``volume`` and ``meta["voxel_size"]``).
+        handle: an opened model.
+        options: threshold, TTA, post-processing and the slicing plane.
+        progress: called as progress(done, total) after each slice.
+
+    Example:
+        >>> labels, mm3 = segment_loaded_volume(read_image_file("brain.nii.gz"), handle,
+        ...                                     SegmentOptions())  # doctest: +SKIP
+    """
+    if loaded.volume is None:
+        raise UNetDemoError(
+            f"'{loaded.name}' holds a 2-D image, not a volume; segment it as an image instead.")
+    return segment_volume(
+        handle.predict_fn(), loaded.volume, plane=options.plane,
+        input_shape=handle.input_shape, num_classes=handle.num_classes,
+        threshold=options.threshold, tta=options.tta, postprocess_ops=options.postprocess,
+        zooms=loaded.meta.get("voxel_size"), progress=progress,
+        normalization=handle.normalization,
+    )

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from unet_demo.config import UNetConfig
+from unet_demo.data import sources
 from unet_demo.errors import UNetDemoError
 from unet_demo.training import events as ev
 from unet_demo.training import rundir
@@ -75,96 +76,14 @@ class PreparedData:
         self.channels = int(self.train_images.shape[-1])
 
 
-def load_split_arrays(dataset: str, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Raw (images, masks, ids) of a bundled (`name`) or uploaded (`upload:<id>`) dataset split.
-
-    Args:
-        dataset: bundled dataset name or "upload:<id>".
-        split: "train", "val" or "test".
-
-    Example:
-        >>> images, masks, ids = load_split_arrays("synthetic_lesions", "val")  # doctest: +SKIP
-    """
-    if dataset.startswith("upload:"):
-        from unet_demo.data.upload_dataset import load_uploaded_split
-
-        arrays = load_uploaded_split(dataset, split)
-    else:
-        from unet_demo.data.bundled import load_split
-
-        arrays = load_split(dataset, split)
-    return np.asarray(arrays.images), np.asarray(arrays.masks), list(arrays.ids)
-
-
-def label_count_of(dataset: str, masks: list[np.ndarray]) -> int:
-    """Labels including background: the dataset card's count, at least what the masks hold."""
-    seen = max(int(m.max()) for m in masks if m.size) + 1 if masks else 2
-    declared = 0
-    if dataset.startswith("upload:"):
-        from unet_demo.data.upload_dataset import load_uploaded_info
-
-        with contextlib.suppress(UNetDemoError, OSError, ValueError, KeyError):
-            declared = int(load_uploaded_info(dataset).get("num_classes") or 0)
-    else:
-        from unet_demo.data.bundled import get_dataset_info
-
-        declared = get_dataset_info(dataset).num_classes
-    return max(2, declared, seen)
-
-
-def prepare_images(images: np.ndarray, size: int, normalization: str) -> np.ndarray:
-    """Normalise each image on its own and fit it to ``size`` x ``size`` (as ``predict`` does).
-
-    Args:
-        images: (N, H, W, C) images in any range.
-        size: target side.
-        normalization: `DataConfig.normalization` mode.
-
-    Example:
-        >>> prepare_images(np.ones((2, 8, 8, 1), np.float32), 16, "minmax").shape
-        (2, 16, 16, 1)
-    """
-    from unet_demo.data.preprocess import normalize, resize_with_pad
-
-    images = np.asarray(images, dtype=np.float32)
-    if images.ndim == 3:
-        images = images[..., None]
-    out = np.empty((len(images), size, size, images.shape[-1]), np.float32)
-    for index, image in enumerate(images):
-        if image.shape[:2] != (size, size):
-            image = resize_with_pad(image, size)
-            if image.ndim == 2:
-                image = image[..., None]
-        out[index] = normalize(image, normalization).reshape(out.shape[1:])
-    return out
-
-
-def prepare_masks(masks: np.ndarray, size: int) -> np.ndarray:
-    """Fit (N, H, W) label masks to ``size`` x ``size`` (nearest neighbour, zero padding)."""
-    from unet_demo.data.preprocess import resize_with_pad
-
-    masks = np.asarray(masks)
-    if masks.ndim == 4:
-        masks = masks[..., 0]
-    if masks.shape[1:] == (size, size):
-        return masks.astype(np.uint8)
-    return np.stack([resize_with_pad(m, size, is_mask=True) for m in masks]).astype(np.uint8)
-
-
 def prepare_split(spec: RunSpec, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Normalised, resized (images, masks, ids) of one split as the run trains or tests on it.
+    """Model-ready (images, masks, ids) of one split as the run trains or tests on it.
 
     Args:
-        spec: the run spec (dataset, image size, normalisation, max_train_images).
+        spec: the run spec (dataset, image size, normalisation, max_train_images, seed).
         split: "train", "val" or "test".
     """
-    images, masks, ids = load_split_arrays(spec.data.dataset, split)
-    limit = spec.data.max_train_images
-    if split == "train" and limit and len(images) > limit:
-        keep = np.sort(np.random.default_rng(spec.train.seed).permutation(len(images))[:limit])
-        images, masks, ids = images[keep], masks[keep], [ids[i] for i in keep]
-    size = spec.data.image_size
-    return prepare_images(images, size, spec.data.normalization), prepare_masks(masks, size), ids
+    return sources.prepare_split(spec.data, split, seed=spec.train.seed)
 
 
 def prepare_data(spec: RunSpec) -> PreparedData:
@@ -176,7 +95,7 @@ def prepare_data(spec: RunSpec) -> PreparedData:
             f"Dataset {spec.data.dataset!r} has {len(train[0])} training and {len(val[0])} "
             "validation images; training needs at least one of each."
         )
-    return PreparedData(train, val, label_count_of(spec.data.dataset, [train[1], val[1]]))
+    return PreparedData(train, val, sources.label_count(spec.data.dataset, [train[1], val[1]]))
 
 
 def resolve_spec(spec: RunSpec, data: PreparedData) -> RunSpec:

@@ -30,7 +30,7 @@ STATE_PREFIX = "evaluate."
 @st.cache_data(show_spinner=False, max_entries=8)
 def split_predictions(model_spec: str, model_id: str, dataset: str, split: str,
                       tta: bool) -> dict[str, Any]:
-    """Images, masks, ids and probabilities of a split at the model's input size (cached).
+    """`predict_split` of a model on a split, as a dict (cached per model, split and TTA).
 
     Args:
         model_spec: "bundled:NAME" or a run folder (what `open_model` accepts).
@@ -39,39 +39,15 @@ def split_predictions(model_spec: str, model_id: str, dataset: str, split: str,
         split: "train", "val" or "test".
         tta: use flip test-time augmentation; adds the per-pixel variance.
     """
-    from unet_demo.data.bundled import load_split
-    from unet_demo.data.preprocess import normalize, resize_with_pad, to_channels
+    import dataclasses
+
+    from unet_demo.evaluation.evaluate import predict_split
     from unet_demo.inference.registry import open_model
-    from unet_demo.inference.tta import flip_tta
 
     del model_id  # only keys the cache
-    handle = open_model(model_spec)
-    arrays = load_split(dataset, split)
-    count = min(len(arrays.ids), MAX_EVAL_IMAGES)
-    height, width, channels = handle.input_shape
-    # The same per-image normalisation as in training (runner.prepare_images) and Segment.
-    images = np.stack([normalize(image, handle.normalization)
-                       for image in arrays.images[:count]]).astype(np.float32)
-    masks = np.asarray(arrays.masks[:count])
-    if images.shape[1:3] != (height, width) or images.shape[-1] != channels:
-        images = np.stack([resize_with_pad(to_channels(img, channels), (height, width))
-                           for img in images]).astype(np.float32)
-        masks = np.stack([resize_with_pad(m, (height, width), is_mask=True) for m in masks])
-    predict_fn = handle.predict_fn(batch_size=8)
-    variance = None
-    if tta:
-        result = flip_tta(predict_fn, images)
-        probabilities, variance = result.mean, result.variance
-    else:
-        probabilities = predict_fn(images)
-    return {
-        "images": images,
-        "masks": masks.astype(np.uint8),
-        "ids": list(arrays.ids[:count]),
-        "probabilities": np.asarray(probabilities, np.float32),
-        "variance": variance,
-        "total": len(arrays.ids),
-    }
+    prediction = predict_split(open_model(model_spec), dataset, split, tta=tta,
+                               limit=MAX_EVAL_IMAGES)
+    return dataclasses.asdict(prediction)
 
 
 # --------------------------------------------------------------------------- figures

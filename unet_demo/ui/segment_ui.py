@@ -18,13 +18,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
 import streamlit as st
 
 from unet_demo.errors import UNetDemoError
+from unet_demo.inference.encoders import mask_file_stem
+from unet_demo.inference.segment import SegmentOptions, segment_image_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -37,31 +38,6 @@ PROBE_CACHE_KEY = "segment.probes"
 VOLUME_CACHE_KEY = "segment.volumes"
 MAX_CACHED_RESULTS = 24
 NO_SAMPLE = "(none)"
-
-
-@dataclasses.dataclass(frozen=True)
-class SegmentOptions:
-    """What changes a segmentation result (and therefore its cache key).
-
-    Attributes:
-        threshold: foreground cut for sigmoid models.
-        tta: flip test-time augmentation (adds an uncertainty map).
-        postprocess: clean-up operations (see `unet_demo.inference.postprocess`).
-        plane: NIfTI slicing plane.
-        slice_index: NIfTI slice (None = middle).
-        window: DICOM (center, width) window, None = automatic min-max.
-    """
-
-    threshold: float = 0.5
-    tta: bool = False
-    postprocess: tuple[str, ...] = ()
-    plane: str = "axial"
-    slice_index: int | None = None
-    window: tuple[float, float] | None = None
-
-    def key_dict(self) -> dict[str, Any]:
-        """The options as a JSON-ready dict for `inference_cache_key`."""
-        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass
@@ -93,19 +69,8 @@ def process_upload(data: bytes, name: str, handle: Any, options: SegmentOptions)
         >>> outcome.ok  # doctest: +SKIP
         False
     """
-    from unet_demo.data.readers import read_image_bytes
-    from unet_demo.inference.segment import segment_array
-
     try:
-        loaded = read_image_bytes(data, name, plane=options.plane,
-                                  slice_index=options.slice_index, window=options.window)
-        result = segment_array(
-            handle.predict_fn(), loaded.pixels, input_shape=handle.input_shape,
-            num_classes=handle.num_classes, threshold=options.threshold, tta=options.tta,
-            postprocess_ops=options.postprocess, fingerprint=handle.fingerprint,
-            spacing=loaded.meta.get("pixel_spacing"), normalise=options.window is None,
-            normalization=getattr(handle, "normalization", "minmax"),
-        )
+        loaded, result = segment_image_bytes(data, name, handle, options)
     except UNetDemoError as error:
         return UploadOutcome(name=name, error=str(error))
     except Exception as error:  # noqa: BLE001 - a hostile file must never show a traceback
@@ -313,7 +278,7 @@ def _show_outcome(outcome: UploadOutcome, data: bytes, handle, options: SegmentO
     if not result.area_mm2:
         metric_cols[-1].caption("Pixel size unknown (PNG/JPEG/TIFF): areas in pixels only.")
     row["warnings"] = len(result.warnings)
-    stem = _stem(outcome.name)
+    stem = mask_file_stem(outcome.name)
     buttons = st.columns(3)
     buttons[0].download_button("Mask (PNG)", mask_png_bytes(result.labels, handle.num_classes),
                                file_name=f"{stem}_mask.png", mime="image/png",
@@ -351,7 +316,7 @@ def _nifti_volume_section(data: bytes, name: str, handle, options: SegmentOption
         text = ", ".join(f"class {c}: {v / 1000:.1f} cm³" for c, v in mm3.items())
         st.caption(f"Volume: {text}")
         row.update({f"class {c} mm³": round(v, 1) for c, v in mm3.items()})
-    st.download_button("Mask (NIfTI)", nifti_bytes, file_name=f"{_stem(name)}_mask.nii.gz",
+    st.download_button("Mask (NIfTI)", nifti_bytes, file_name=f"{mask_file_stem(name)}_mask.nii.gz",
                        mime="application/gzip", key=f"segment.dl_nifti.{position}",
                        on_click="ignore")
 
@@ -359,27 +324,16 @@ def _nifti_volume_section(data: bytes, name: str, handle, options: SegmentOption
 def _segment_whole_volume(data: bytes, name: str, handle, options: SegmentOptions):
     from unet_demo.data.readers import read_image_bytes
     from unet_demo.inference.encoders import nifti_mask_bytes
-    from unet_demo.inference.segment import segment_volume
+    from unet_demo.inference.segment import segment_loaded_volume
 
     try:
         loaded = read_image_bytes(data, name)
         bar = st.progress(0.0, text="Segmenting slices...")
-        labels, mm3 = segment_volume(
-            handle.predict_fn(), loaded.volume, plane=options.plane,
-            input_shape=handle.input_shape, num_classes=handle.num_classes,
-            threshold=options.threshold, tta=options.tta, postprocess_ops=options.postprocess,
-            zooms=loaded.meta.get("voxel_size"),
+        labels, mm3 = segment_loaded_volume(
+            loaded, handle, options,
             progress=lambda done, total: bar.progress(done / total, text=f"slice {done}/{total}"),
         )
         bar.empty()
         return nifti_mask_bytes(labels, data, name), mm3
     except UNetDemoError as error:
         return str(error)
-
-
-def _stem(name: str) -> str:
-    base = PurePosixPath(name).name
-    for suffix in (".nii.gz", ".nii", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".gz"):
-        if base.lower().endswith(suffix):
-            return base[: -len(suffix)] or "image"
-    return base or "image"
