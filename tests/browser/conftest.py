@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.browser.helpers import streamlit_server
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = [
@@ -34,12 +31,6 @@ def _chromium_path() -> str | None:
         if os.path.exists(candidate):
             return candidate
     return shutil.which("chromium")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -72,42 +63,10 @@ def bundled_models_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory, bundled_models_dir) -> str:
     """Start `streamlit run streamlit_app.py` on a free loopback port; yield its base URL."""
-    port = _free_port()
     runs_dir = tmp_path_factory.mktemp("browser_runs")
-    env = dict(os.environ, UNET_DEMO_RUNS_DIR=str(runs_dir), PYTHONUNBUFFERED="1",
-               UNET_DEMO_BUNDLED_MODELS_DIR=str(bundled_models_dir))
     log_path = tmp_path_factory.mktemp("server") / "streamlit.log"
-    log = open(log_path, "w")  # noqa: SIM115 - closed in the finally below
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
-            "--server.port", str(port), "--server.address", "127.0.0.1",
-            "--server.headless", "true", "--browser.gatherUsageStats", "false",
-        ],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.3)
-            if process.poll() is not None:
-                raise RuntimeError(f"streamlit exited early:\n{log_path.read_text()}")
-        else:
-            raise RuntimeError(f"streamlit did not become healthy:\n{log_path.read_text()}")
+    with streamlit_server(runs_dir, bundled_models_dir, log_path) as base:
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 @pytest.fixture(scope="session")

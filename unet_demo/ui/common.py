@@ -15,7 +15,9 @@ from unet_demo import DISCLAIMER
 def page_setup(title: str, icon: str) -> None:
     """Configure the page (wide layout), show its title and the disclaimer.
 
-    Call it first on every page.
+    Call it first on every page. On a server's first request, when Streamlit ran the page file
+    straight from pages/ (its legacy mode), it reruns through `streamlit_app.py` first so the page
+    shows the app's own menu (see `unet_demo.ui.menu`).
 
     Args:
         title: the page heading (also the browser tab title, suffixed with the app name).
@@ -24,6 +26,9 @@ def page_setup(title: str, icon: str) -> None:
     Example:
         >>> page_setup("Build a U-Net", "🧱")  # doctest: +SKIP
     """
+    from unet_demo.ui.menu import route_through_menu
+
+    route_through_menu()
     st.set_page_config(page_title=f"{title} · unet-demo", page_icon=icon, layout="wide")
     st.title(title)
     st.caption(f"⚠️ {DISCLAIMER}")
