@@ -10,9 +10,9 @@ from unet_demo.errors import UNetDemoError
 from unet_demo.inference.registry import (
     bundled_model_path,
     list_bundled_models,
-    list_model_choices,
     open_model,
 )
+from unet_demo.training.rundir import list_model_choices
 
 
 @pytest.fixture

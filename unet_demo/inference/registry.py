@@ -259,7 +259,7 @@ def _load_handle(model_path: Path, folder: Path, card: dict[str, Any], id_prefix
         shared=SharedModel(model, model_id=model_id),
         input_shape=(int(shape[1]), int(shape[2]), int(shape[3])),
         num_classes=outputs if outputs > 1 else 1,
-        dataset=_dataset_of(card),
+        dataset=dataset_of(card),
         card=card,
         fingerprint=load_fingerprint(folder / FINGERPRINT_FILE),
         source=folder,
@@ -284,8 +284,8 @@ def _info(name: str, model_path: Path) -> BundledModelInfo:
         name=name,
         title=str(card.get("title") or name.replace("_", " ").capitalize()),
         path=model_path,
-        dataset=_dataset_of(card) or name,
-        num_classes=int(card.get("num_classes") or _nested(card, "model", "num_classes") or 1),
+        dataset=dataset_of(card) or name,
+        num_classes=int(card.get("num_classes") or nested_value(card, "model", "num_classes") or 1),
         size_bytes=model_path.stat().st_size,
         card=card,
     )
@@ -307,21 +307,33 @@ def recorded_normalization(card: dict[str, Any]) -> str:
         'minmax'
     """
     for keys in (("data", "normalization"), ("config", "data", "normalization")):
-        value = _nested(card, *keys)
+        value = nested_value(card, *keys)
         if isinstance(value, str):
             return value
     return "minmax"
 
 
-def _dataset_of(card: dict[str, Any]) -> str:
+def dataset_of(card: dict[str, Any]) -> str:
+    """The dataset a model was trained on, from its card or run config ("" when unknown).
+
+    Example:
+        >>> dataset_of({"data": {"dataset": "nuclei"}})
+        'nuclei'
+    """
     for keys in (("dataset",), ("data", "dataset"), ("data_config", "dataset")):
-        value = _nested(card, *keys)
+        value = nested_value(card, *keys)
         if isinstance(value, str):
             return value
     return ""
 
 
-def _nested(data: dict[str, Any], *keys: str) -> Any:
+def nested_value(data: dict[str, Any], *keys: str) -> Any:
+    """``data[k1][k2]...``, or None when a key is missing on the way.
+
+    Example:
+        >>> nested_value({"a": {"b": 1}}, "a", "b"), nested_value({}, "a", "b")
+        (1, None)
+    """
     for key in keys:
         if not isinstance(data, dict) or key not in data:
             return None
@@ -347,38 +359,3 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def list_model_choices(prefer: str = "runs") -> list[tuple[str, str]]:
-    """(label, spec) for every usable model: finished training runs and bundled models.
-
-    Args:
-        prefer: "runs" lists trained runs first (newest first), "bundled" lists bundled first.
-
-    Example:
-        >>> all(spec.startswith("bundled:") for _, spec in list_model_choices("bundled")[:1])  # doctest: +SKIP
-        True
-    """
-    bundled = [(f"Bundled: {info.title}", BUNDLED_PREFIX + info.name)
-               for info in list_bundled_models()]
-    runs = [(f"Run: {label}", str(path)) for label, path in _finished_runs()]
-    return bundled + runs if prefer == "bundled" else runs + bundled
-
-
-def _finished_runs() -> list[tuple[str, Path]]:
-    """(label, folder) of finished or stopped training runs that saved a model.keras."""
-    from unet_demo.training.rundir import list_runs
-
-    found = []
-    for run in list_runs():
-        if run.status not in ("finished", "stopped") or not (run.path / MODEL_FILE).is_file():
-            continue
-        dataset = _dataset_of(run.spec)
-        dice = _nested(run.metrics, "test", "dice")
-        if not isinstance(dice, int | float):
-            dice = _nested(run.metrics, "val", "dice")
-        details = [part for part in (
-            dataset, run.status if run.status != "finished" else "",
-            f"Dice {float(dice):.3f}" if isinstance(dice, int | float) else "",
-        ) if part]
-        name = run.label or run.run_id
-        found.append((name + (f" ({', '.join(details)})" if details else ""), run.path))
-    return found

@@ -38,13 +38,19 @@ from pathlib import Path
 from typing import Any
 
 from unet_demo.errors import UNetDemoError
+from unet_demo.inference.registry import (
+    BUNDLED_PREFIX,
+    MODEL_FILE,
+    dataset_of,
+    list_bundled_models,
+    nested_value,
+)
 from unet_demo.training import events as ev
 
 CONFIG_FILE = "config.json"
 ENVIRONMENT_FILE = "environment.json"
 STATE_FILE = "state.json"
 HISTORY_FILE = "history.csv"
-MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 MODEL_CARD_FILE = "model_card.md"
 WORKER_FILE = "worker.json"
@@ -330,3 +336,38 @@ def load_model(run_dir: str | Path):
             "before it saved one, or failed. Wait for it to finish or train it again."
         )
     return keras.saving.load_model(path, compile=False, safe_mode=True)
+
+
+def list_model_choices(prefer: str = "runs") -> list[tuple[str, str]]:
+    """(label, spec) for every usable model: finished training runs and bundled models.
+
+    Args:
+        prefer: "runs" lists trained runs first (newest first), "bundled" lists bundled first.
+
+    Example:
+        >>> all(spec.startswith("bundled:") for _, spec in list_model_choices("bundled")[:1])  # doctest: +SKIP
+        True
+    """
+    bundled = [(f"Bundled: {info.title}", BUNDLED_PREFIX + info.name)
+               for info in list_bundled_models()]
+    runs = [(f"Run: {label}", str(path)) for label, path in _finished_runs()]
+    return bundled + runs if prefer == "bundled" else runs + bundled
+
+
+def _finished_runs() -> list[tuple[str, Path]]:
+    """(label, folder) of finished or stopped training runs that saved a model.keras."""
+    found = []
+    for run in list_runs():
+        if run.status not in ("finished", "stopped") or not (run.path / MODEL_FILE).is_file():
+            continue
+        dataset = dataset_of(run.spec)
+        dice = nested_value(run.metrics, "test", "dice")
+        if not isinstance(dice, int | float):
+            dice = nested_value(run.metrics, "val", "dice")
+        details = [part for part in (
+            dataset, run.status if run.status != "finished" else "",
+            f"Dice {float(dice):.3f}" if isinstance(dice, int | float) else "",
+        ) if part]
+        name = run.label or run.run_id
+        found.append((name + (f" ({', '.join(details)})" if details else ""), run.path))
+    return found

@@ -149,7 +149,7 @@ def pick_model(key: str, prefer: str = "runs") -> str | None:
         key: widget key.
         prefer: "runs" (newest run first) or "bundled" (bundled models first).
     """
-    from unet_demo.inference.registry import list_model_choices
+    from unet_demo.training.rundir import list_model_choices
 
     choices = list_model_choices(prefer)
     if not choices:
