@@ -12,6 +12,7 @@ st.markdown(
     "**loss**. Watch two curves: the **training** loss falls as the model fits the images it "
     "sees; the **validation** loss and Dice, measured on images it never trains on, tell you "
     "whether it generalises. When validation stops improving while training keeps "
-    "improving, the model is memorising (overfitting): early stopping keeps the best epoch."
+    "improving, the model is memorising (overfitting): early stopping watches the validation "
+    "Dice and keeps the weights of its best epoch."
 )
 train_page()

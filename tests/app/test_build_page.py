@@ -81,3 +81,22 @@ def test_variant_switch_marks_the_variant_and_code_export_exists(app):
     assert any("def build_model" in c.value or "keras" in c.value for c in app.code)
     downloads = [element.proto.label for element in app.get("download_button")]
     assert "Download unet_model.py" in downloads
+
+
+PRETRAINED = UNetConfig(variant="pretrained", backbone="mobilenetv2", depth=5, input_height=64,
+                        input_width=64, base_filters=4)
+
+
+@pytest.mark.parametrize(("weights", "expected"), [
+    ("imagenet", "No local ImageNet weights for mobilenetv2"),
+    ("none", "Encoder weights: none"),
+])
+def test_pretrained_encoder_says_it_starts_from_random_weights(tmp_path, monkeypatch, weights,
+                                                               expected):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty_keras_home"))
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.session_state[UNET_CONFIG_KEY] = PRETRAINED.replace(encoder_weights=weights)
+    _run(at)
+    warnings = [str(w.value) for w in at.warning]
+    assert any(expected in text and "starts from random weights" in text for text in warnings), \
+        warnings

@@ -140,6 +140,27 @@ def test_page_shows_settings_and_disclaimer(runs_dir):
     assert at.button(key="train.stop").disabled
 
 
+def test_texts_say_what_training_does(runs_dir, tmp_path, monkeypatch):
+    from unet_demo.ui.state import UNET_CONFIG_KEY
+    from unet_demo.ui.train_ui import DETERMINISM_NOTE
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty_keras_home"))
+    at = _app()
+    at.session_state[UNET_CONFIG_KEY] = UNetConfig(variant="pretrained", backbone="vgg16",
+                                                   depth=4)
+    at.run()
+    assert not at.exception, at.exception
+    warnings = [str(w.value) for w in at.warning]
+    assert any("No local ImageNet weights for vgg16" in text
+               and "starts from random weights" in text for text in warnings), warnings
+    # Early stopping watches validation Dice (runner.BEST_MONITOR), not the loss.
+    patience_help = at.number_input(key="train.early_stopping_patience").help
+    assert "validation Dice" in patience_help and "validation loss" not in patience_help
+    assert "validation Dice" in _page_text(at)
+    # On the CPU with XLA (the default) op determinism is left off; the A/B note says so.
+    assert "op-determinism mode is left off" in DETERMINISM_NOTE
+
+
 @pytest.mark.slow
 def test_tiny_job_runs_to_the_end_and_the_chart_has_one_point_per_epoch(runs_dir):
     at = _app().run()

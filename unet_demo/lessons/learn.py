@@ -5,7 +5,7 @@ use it. The text restates the ideas of the two seed documents (the U-Net medical
 chapters 1-10, and the U-Net notebook) in this project's own words.
 
 Example:
-    >>> from unet_demo import learn
+    >>> from unet_demo.lessons import learn
     >>> len(learn.QUIZ) >= 24
     True
     >>> correct, total = learn.score({q.key: q.correct for q in learn.QUIZ})
@@ -323,8 +323,8 @@ SECTIONS: tuple[Section, ...] = (
             "bottleneck or decoder; switched off at prediction time),\n"
             "  - **weight decay** (an L2 penalty that keeps weights small; L1 drives many to "
             "exactly zero),\n"
-            "  - **early stopping** (stop when validation loss has not improved for a few "
-            "epochs and keep the best weights),\n"
+            "  - **early stopping** (stop when a validation score has not improved for a few "
+            "epochs and keep the best weights; the Train page watches the validation Dice),\n"
             "  - **batch normalisation** (steadier training, mild regularising effect),\n"
             "  - a smaller model, or more labelled data."
         ),
@@ -445,8 +445,8 @@ GLOSSARY: tuple[GlossaryEntry, ...] = (
                   "probabilities so it can be minimised."),
     GlossaryEntry("Dropout", "Randomly zeroes a share of units during training so the network "
                   "cannot rely on any single one; inactive at prediction."),
-    GlossaryEntry("Early stopping", "Ends training when the validation score stops improving "
-                  "and restores the best weights."),
+    GlossaryEntry("Early stopping", "Ends training when a validation score (here the "
+                  "validation Dice) stops improving and restores the best weights."),
     GlossaryEntry("Encoder", "The contracting arm of the U: convolutions and pooling that turn "
                   "pixels into increasingly abstract features."),
     GlossaryEntry("Epoch", "One full pass over the training set."),

@@ -26,6 +26,7 @@ from unet_demo.config import (
 )
 from unet_demo.errors import UNetDemoError
 from unet_demo.plots.models import level_shapes, levels_from_stats, unet_diagram
+from unet_demo.ui.common import encoder_weights_ui
 from unet_demo.ui.state import get_unet_config, set_unet_config
 
 PREFIX = "build."
@@ -318,6 +319,7 @@ def build_page() -> None:
         except UNetDemoError as error:
             st.error(str(error))
             return
+        encoder_weights_ui(cfg)
         batch_size = st.select_slider(
             "Batch size (for the memory figures)", (1, 2, 4, 8, 16, 32, 64), 8,
             key=PREFIX + "batch_size",

@@ -44,3 +44,23 @@ def show_error(error: Exception) -> None:
         >>> show_error(ValueError("bad"))  # doctest: +SKIP
     """
     st.error(str(error))
+
+
+def encoder_weights_ui(cfg) -> None:
+    """For a "pretrained" model, say where its encoder weights come from (nothing otherwise).
+
+    A warning when no local ImageNet weights were found (the encoder then trains from random
+    weights), a note when they were.
+
+    Args:
+        cfg: the `UNetConfig` about to be built or trained.
+
+    Example:
+        >>> encoder_weights_ui(UNetConfig(variant="pretrained", backbone="vgg16", depth=4))  # doctest: +SKIP
+    """
+    if cfg.variant != "pretrained":
+        return
+    from unet_demo.models.pretrained import encoder_weights_status, imagenet_weights_found
+
+    found = cfg.encoder_weights == "imagenet" and imagenet_weights_found(cfg)
+    (st.info if found else st.warning)(encoder_weights_status(cfg))

@@ -40,6 +40,7 @@ from unet_demo.training.events import (
     ValidationSnapshot,
     read_events,
 )
+from unet_demo.ui.common import encoder_weights_ui
 
 PREFIX = "train."
 RUN_ID_KEY = PREFIX + "run_id"
@@ -63,8 +64,13 @@ SCHEDULE_LABELS = {
 }
 LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 DETERMINISM_NOTE = (
-    "Same seed and settings give the same curves on a CPU (Keras seeds every generator and "
-    "TensorFlow runs in op-determinism mode). On a GPU that promise does not hold in general: "
+    "Same seed and settings give the same curves on a CPU: Keras seeds every generator, and "
+    "the training step is compiled with XLA (the default, UNET_DEMO_XLA=1), which runs "
+    "deterministically on a CPU, so TensorFlow's op-determinism mode is left off there (it "
+    "would switch XLA off). With UNET_DEMO_XLA=0 the step runs as a plain graph and "
+    "op-determinism mode is switched on instead. If XLA compilation fails, the run falls back "
+    "to a plain graph without op determinism (its facts then say XLA off) and may not repeat "
+    "exactly. On a GPU that promise does not hold in general: "
     "some cuDNN kernels (e.g. convolution backward passes) add floating-point numbers in a "
     "varying order, so two runs drift apart slowly. Runs on different machines or library "
     "versions can differ too."
@@ -350,6 +356,7 @@ def settings_ui(disabled: bool):
         st.caption(f"**{model.variant}** U-Net, depth {model.depth}, filters {levels}, "
                    f"{model.normalization} norm, {model.upsampling}. Input size, channels "
                    "and classes are matched to the data when the run starts.")
+        encoder_weights_ui(model)
         st.checkbox("Augment training images", key=PREFIX + "augment", disabled=disabled,
                     persist_state="session")
         augment_cfg, augment_source = _chosen_augment(state, preset)
@@ -383,7 +390,8 @@ def settings_ui(disabled: bool):
                            key=PREFIX + "early_stopping_patience", disabled=disabled,
                            persist_state="session",
                            help="Stop after this many epochs without a better validation "
-                                "loss and keep the best epoch's weights.")
+                                "Dice (not loss) and keep the weights of the epoch with the "
+                                "highest validation Dice.")
         left.number_input("Seed", min_value=0, max_value=2**31 - 1, key=PREFIX + "seed",
                           disabled=disabled, persist_state="session")
         label = right.text_input("Run label (optional)", key=PREFIX + "label", max_chars=60,
