@@ -7,7 +7,7 @@ is prepared the same way everywhere. Every function takes and returns numpy arra
 Example:
     >>> import numpy as np
     >>> image = np.arange(12, dtype=np.float32).reshape(3, 4, 1)
-    >>> normalize(image, "minmax").max()
+    >>> float(normalize(image, "minmax").max())
     1.0
     >>> resize_with_pad(image, 8).shape
     (8, 8, 1)
