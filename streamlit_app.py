@@ -2,13 +2,13 @@
 
 Run with `streamlit run streamlit_app.py`. The home page says what U-Net segmentation is, shows the
 bundled datasets and links to the other pages; it must not import TensorFlow. The other pages are
-the files in `pages/`, listed in `unet_demo/ui/menu.py` so the menu can name them ("Home" rather
+the files in `pages/`, listed in `unet_demo/ui/common.py` so the menu can name them ("Home" rather
 than the file name); that module also explains why a deep link as a server's first request is
 rerouted through this file.
 """
 
 import streamlit as st
 
-from unet_demo.ui.menu import navigation_menu
+from unet_demo.ui.common import navigation_menu
 
 st.navigation(navigation_menu()).run()

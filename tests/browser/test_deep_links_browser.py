@@ -12,7 +12,7 @@ import pytest
 
 from tests.browser.helpers import save_screenshot, sidebar_menu_labels, streamlit_server
 from tests.browser.test_pages_browser import wait_for_app
-from unet_demo.ui.menu import MENU_LABELS
+from unet_demo.ui.common import MENU_LABELS
 
 pytestmark = pytest.mark.browser
 
