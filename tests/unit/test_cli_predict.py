@@ -71,6 +71,8 @@ def test_threshold_changes_mask_monotonically(bundled, test_png, tmp_path):
                      "--threshold", threshold, "--tta", "--postprocess", "fill_holes"]) == 0
         sizes.append(int((np.asarray(Image.open(out / "case one_mask.png")) > 0).sum()))
     assert sizes[0] >= sizes[1]
+    # Far-apart cuts must differ: an ignored --threshold would give two equal masks.
+    assert sizes[0] > sizes[1], sizes
 
 
 def test_nifti_input_gives_nifti_mask_on_same_grid(bundled, nifti_file, tmp_path, capsys):
