@@ -253,18 +253,45 @@ class DataConfig(_FlatConfig):
         _check_range("max_train_images", self.max_train_images, 0, 100000)
 
 
-LOSSES = (
-    "bce",
-    "dice",
-    "bce_dice",
-    "focal",
-    "tversky",
-    "generalized_dice",
-    "cce",
-    "cce_dice",
-)
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "plateau", "cosine", "exponential", "poly")
+LOSS_LABELS = {
+    "bce": "Binary cross-entropy",
+    "dice": "Dice",
+    "bce_dice": "BCE + Dice",
+    "focal": "Focal",
+    "tversky": "Tversky",
+    "generalized_dice": "Generalised Dice",
+    "cce": "Categorical cross-entropy",
+    "cce_dice": "CCE + Dice",
+}
+"""Every loss name `TrainConfig` accepts, with the label a page shows (`unet_demo.losses`)."""
+LOSSES = tuple(LOSS_LABELS)
+BINARY_LOSSES = ("bce_dice", "bce", "dice", "focal", "tversky", "generalized_dice")
+"""Losses for one sigmoid channel (binary masks), the usual first; `get_loss` refuses others."""
+MULTICLASS_LOSSES = ("cce_dice", "cce", "generalized_dice", "dice")
+"""Losses for a softmax over K > 1 classes, the usual first; `get_loss` refuses others."""
+OPTIMIZER_LABELS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD + momentum"}
+OPTIMIZERS = tuple(OPTIMIZER_LABELS)
+SCHEDULE_LABELS = {
+    "constant": "constant",
+    "plateau": "reduce on plateau",
+    "cosine": "cosine decay",
+    "exponential": "exponential decay",
+    "poly": "polynomial decay",
+}
+SCHEDULES = tuple(SCHEDULE_LABELS)
+
+
+def losses_for(binary: bool) -> tuple[str, ...]:
+    """The loss names that fit a binary (one sigmoid channel) or a multi-class task.
+
+    Args:
+        binary: True for one foreground class, False for several.
+
+    Example:
+        >>> losses_for(True)[0], "cce" in losses_for(True), losses_for(False)[0]
+        ('bce_dice', False, 'cce_dice')
+    """
+    return BINARY_LOSSES if binary else MULTICLASS_LOSSES
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,12 +37,10 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from unet_demo.config import TrainConfig
+# The loss names, their labels and which fit binary / multi-class tasks live in config.py
+# (where TrainConfig validates them, without importing Keras); re-exported here.
+from unet_demo.config import BINARY_LOSSES, MULTICLASS_LOSSES, TrainConfig
 from unet_demo.errors import UNetDemoError
-
-BINARY_LOSSES = ("bce", "dice", "bce_dice", "focal", "tversky", "generalized_dice")
-MULTICLASS_LOSSES = ("cce", "dice", "cce_dice", "generalized_dice")
-
 
 # --------------------------------------------------------------------------- helpers
 

@@ -35,10 +35,19 @@ from unet_demo.errors import UNetDemoError
 PLANES = ("axial", "coronal", "sagittal")
 """Slice planes for NIfTI volumes (after reorientation to RAS+)."""
 
+IMAGE_SUFFIXES = (
+    ".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".tif", ".tiff", ".dcm", ".dicom", ".ima",
+    ".nii", ".nii.gz",
+)
+"""File name endings read as images or masks (plus extension-less files, as DICOM often is).
+
+The one list: ZIP uploads, folder pairing in ``evaluate --images`` and mask file names use it.
+"""
+
 CT_WINDOW_PRESETS = {
     "brain": (40.0, 80.0),
-    "soft tissue": (50.0, 350.0),
-    "abdomen": (40.0, 400.0),
+    "mediastinum (L50 W350)": (50.0, 350.0),
+    "soft tissue / abdomen (L40 W400)": (40.0, 400.0),
     "lung": (-600.0, 1500.0),
     "bone": (400.0, 1800.0),
 }

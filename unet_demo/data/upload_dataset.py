@@ -57,15 +57,19 @@ from unet_demo.data.archive import (
     open_zip,
     refuse_nested,
 )
-from unet_demo.data.bundled import SplitArrays
+from unet_demo.data.bundled import SPLITS, SplitArrays
 from unet_demo.data.preprocess import normalize, resize_with_pad, to_channels
-from unet_demo.data.readers import read_image_bytes, read_mask_file, validate_pair
+from unet_demo.data.readers import (
+    IMAGE_SUFFIXES,
+    read_image_bytes,
+    read_mask_file,
+    validate_pair,
+)
 from unet_demo.errors import UNetDemoError
 
 UPLOAD_PREFIX = "upload:"
 """Prefix of a user dataset name in `DataConfig.dataset`, e.g. "upload:3f2a9c0d1e2b4a5c"."""
 UPLOADS_DIRNAME = "uploads"
-SPLITS = ("train", "val", "test")
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
 
 MAX_FILES = 2000
@@ -81,11 +85,6 @@ MAX_ARCHIVE_BYTES = 500 * 1024 * 1024
 MAX_INFERRED_CLASSES = 32
 """When `num_classes` is not given, labels 0..31 are accepted and the count is inferred."""
 
-IMAGE_SUFFIXES = (
-    ".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".tif", ".tiff", ".dcm", ".dicom", ".ima",
-    ".nii", ".nii.gz",
-)
-"""File name endings read as images or masks (plus extension-less files, as DICOM often is)."""
 ZIP_LIMITS = ZipLimits(
     max_archive_bytes=MAX_ARCHIVE_BYTES,
     max_members=MAX_FILES,

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from unet_demo.data.preprocess import prepare_batch
-from unet_demo.data.readers import read_image_file, read_mask_file
+from unet_demo.data.readers import IMAGE_SUFFIXES, read_image_file, read_mask_file
 from unet_demo.data.sources import load_split_arrays
 from unet_demo.errors import UNetDemoError
 from unet_demo.evaluation.scores import mean_metrics, metrics_table, per_image_metrics, score_pair
@@ -208,9 +208,6 @@ def _check_threshold(threshold: float) -> None:
         raise UNetDemoError(f"threshold must be between 0 and 1. Received: {threshold!r}.")
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".nii", ".nii.gz")
-
-
 def pair_image_mask_files(images_dir, masks_dir) -> list[tuple[Any, Any]]:
     """Pair image files with mask files by name (``a.png`` with ``a.png`` or ``a_mask.png``).
 
@@ -231,7 +228,7 @@ def pair_image_mask_files(images_dir, masks_dir) -> list[tuple[Any, Any]]:
 
     def stem(path: Path) -> str:
         name = path.name
-        for suffix in IMAGE_SUFFIXES:
+        for suffix in sorted(IMAGE_SUFFIXES, key=len, reverse=True):
             if name.lower().endswith(suffix):
                 return name[: -len(suffix)]
         return path.stem

@@ -15,6 +15,8 @@ import io
 
 import numpy as np
 
+from unet_demo.data.readers import IMAGE_SUFFIXES
+
 
 def mask_png_bytes(labels: np.ndarray, num_classes: int) -> bytes:
     """Encode a label mask as PNG: binary masks as 0/255, multi-class as label numbers 0..C-1.
@@ -94,8 +96,9 @@ def nifti_mask_bytes(labels_ras: np.ndarray, source_bytes: bytes, source_name: s
     return gzip.compress(mask.to_bytes(), compresslevel=6, mtime=0)
 
 
-MASK_SOURCE_SUFFIXES = (".nii.gz", ".tiff", ".tif", ".jpeg", ".jpg", ".png", ".dcm", ".nii", ".gz")
-"""Endings stripped from an image file name to name its mask (longest first)."""
+MASK_SOURCE_SUFFIXES = tuple(sorted((*IMAGE_SUFFIXES, ".gz"), key=len, reverse=True))
+"""Endings stripped from an image file name to name its mask (the readable image endings of
+`unet_demo.data.readers.IMAGE_SUFFIXES` plus a bare ".gz", longest first)."""
 
 
 def mask_file_stem(name: str) -> str:

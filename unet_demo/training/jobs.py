@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -32,6 +33,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from unet_demo.errors import UNetDemoError
 from unet_demo.settings import REPO_ROOT, max_concurrent_jobs, runs_dir
@@ -56,10 +58,41 @@ def new_run_id() -> str:
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
-def _valid_run_id(run_id: str) -> str:
-    if not run_id or any(c not in "abcdefghijklmnopqrstuvwxyz0123456789-_" for c in run_id.lower()):
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+"""The one run-id rule (job starts, run folders, ``?run=`` links): a letter or digit, then up
+to 127 letters, digits, ``_``, ``.`` or ``-``, and never ``..``. Ids from `new_run_id` fit."""
+
+
+def valid_run_id(value: Any) -> str | None:
+    """The run id if it follows `RUN_ID_PATTERN`, else None (for untrusted input such as URLs).
+
+    Args:
+        value: e.g. ``st.query_params.get("run")``.
+
+    Example:
+        >>> valid_run_id("20261123-101500-ab12"), valid_run_id("../etc"), valid_run_id(None)
+        ('20261123-101500-ab12', None, None)
+    """
+    if isinstance(value, str) and RUN_ID_PATTERN.match(value) and ".." not in value:
+        return value
+    return None
+
+
+def check_run_id(run_id: Any) -> str:
+    """The run id, or a UNetDemoError saying what a run id may hold.
+
+    Args:
+        run_id: the id to check.
+
+    Example:
+        >>> check_run_id("my-run_2")
+        'my-run_2'
+    """
+    if valid_run_id(run_id) is None:
         raise UNetDemoError(
-            f"Run id {run_id!r} may only hold letters, digits, '-' and '_'. Received an invalid id."
+            f"Run id {run_id!r} is not valid. Expected a letter or digit followed by up to 127 "
+            "letters, digits, '_', '.' or '-' (no '/', no '..'), e.g. "
+            "'20261123-101500-ab12cd'; leave it out to get a fresh id."
         )
     return run_id
 
@@ -95,7 +128,7 @@ class JobManager:
 
     def run_dir(self, run_id: str) -> Path:
         """Run directory of an id."""
-        return self.root / _valid_run_id(run_id)
+        return self.root / check_run_id(run_id)
 
     # ------------------------------------------------------------------ state
     def is_running(self, run_id: str) -> bool:
@@ -144,7 +177,7 @@ class JobManager:
                     f"{', '.join(running)}. Wait for one to finish or stop it, then start again "
                     "(the limit is the UNET_DEMO_MAX_JOBS setting)."
                 )
-            run_id = _valid_run_id(run_id) if run_id else new_run_id()
+            run_id = check_run_id(run_id) if run_id else new_run_id()
             path = self.root / run_id
             path.mkdir(parents=True, exist_ok=True)
             (path / rundir.STOP_FILE).unlink(missing_ok=True)

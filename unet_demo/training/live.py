@@ -1,0 +1,431 @@
+"""Fold training events into what a page or the CLI shows: progress, ETA, best epoch.
+
+A run reports only through typed events (`unet_demo.training.events`). `LiveRun` folds them
+into the state a viewer needs (history, last batch, snapshots, the final event), and the text
+functions here turn that state into the lines both the Train page and ``python -m unet_demo
+train`` print, so the two always say the same thing. No streamlit and no TensorFlow here.
+
+Example:
+    >>> from unet_demo.training.events import EpochEnd
+    >>> live = LiveRun("demo")
+    >>> live.apply([EpochEnd(epoch=1, metrics={"loss": 0.5, "val_dice": 0.7}, seconds=3.0)])
+    >>> live.history[0]["val_dice"], best_epoch(live.history)
+    (0.7, (1, 0.7))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unet_demo.errors import UNetDemoError
+from unet_demo.training.events import (
+    TERMINAL_TYPES,
+    BatchEnd,
+    EpochEnd,
+    Event,
+    Failed,
+    Finished,
+    Started,
+    Stopped,
+    ValidationSnapshot,
+    last_event,
+    read_events,
+)
+
+
+@dataclasses.dataclass
+class LiveRun:
+    """What a viewer knows about one run, built incrementally from its events.
+
+    Attributes:
+        run_id: the run's id.
+        offset: byte offset in events.jsonl read so far (pass to `read_events`).
+        started: the last Started event (a resumed run starts again).
+        last_batch: the latest BatchEnd.
+        history: one dict per finished epoch: epoch, seconds and the epoch's metrics.
+        snapshots: epoch -> run-relative path of that epoch's validation snapshot.
+        terminal: the Finished, Failed or Stopped event once the run ended.
+        first_epoch_end: time of the first EpochEnd since the last Started (for the ETA).
+
+    Example:
+        >>> live = LiveRun("r1")
+        >>> live.apply([Stopped(epoch=1, batch=3)])
+        >>> live.status
+        'stopped'
+    """
+
+    run_id: str
+    offset: int = 0
+    started: Started | None = None
+    last_batch: BatchEnd | None = None
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    snapshots: dict[int, str] = dataclasses.field(default_factory=dict)
+    terminal: Event | None = None
+    first_epoch_end: float | None = None
+
+    def apply(self, events: list[Event]) -> None:
+        """Fold new events into the state (epochs are keyed, so a resumed run does not repeat).
+
+        Args:
+            events: events in file order.
+
+        Example:
+            >>> live = LiveRun("r")
+            >>> live.apply([EpochEnd(epoch=1, metrics={"loss": 0.9}, seconds=1.0),
+            ...             EpochEnd(epoch=1, metrics={"loss": 0.8}, seconds=1.0)])
+            >>> [row["loss"] for row in live.history]
+            [0.8]
+        """
+        for event in events:
+            if isinstance(event, Started):
+                self.started, self.terminal, self.last_batch = event, None, None
+                self.first_epoch_end = None
+                self.history = [row for row in self.history
+                                if row["epoch"] <= event.initial_epoch]
+            elif isinstance(event, BatchEnd):
+                self.last_batch = event
+            elif isinstance(event, EpochEnd):
+                self.history = [row for row in self.history if row["epoch"] < event.epoch]
+                if self.first_epoch_end is None:
+                    self.first_epoch_end = event.time
+                self.history.append({"epoch": event.epoch, "seconds": event.seconds,
+                                     **event.metrics})
+            elif isinstance(event, ValidationSnapshot):
+                self.snapshots[event.epoch] = event.path
+            elif isinstance(event, Finished | Failed | Stopped):
+                self.terminal = event
+
+    def update(self, run_dir: str | Path) -> list[Event]:
+        """Read the events appended to the run's events.jsonl since the last call and fold them.
+
+        Args:
+            run_dir: the run directory.
+
+        Returns:
+            The new events (already applied).
+
+        Example:
+            >>> import tempfile
+            >>> from unet_demo.training.events import append_event
+            >>> folder = tempfile.mkdtemp()
+            >>> append_event(folder, Stopped(epoch=1, batch=2))
+            >>> live = LiveRun("r")
+            >>> len(live.update(folder)), len(live.update(folder)), live.status
+            (1, 0, 'stopped')
+        """
+        events, self.offset = read_events(run_dir, self.offset)
+        self.apply(events)
+        return events
+
+    @property
+    def status(self) -> str:
+        """"waiting", "running", "finished", "stopped" or "failed" from the events alone."""
+        if isinstance(self.terminal, Finished):
+            return "finished"
+        if isinstance(self.terminal, Stopped):
+            return "stopped"
+        if isinstance(self.terminal, Failed):
+            return "failed"
+        return "running" if self.started else "waiting"
+
+
+def clock(seconds: float) -> str:
+    """Seconds as "m:ss" (or "h:mm:ss" past an hour).
+
+    Args:
+        seconds: a duration.
+
+    Example:
+        >>> clock(75), clock(3725)
+        ('1:15', '1:02:05')
+    """
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def progress_text(live: LiveRun, now: float | None = None) -> tuple[float, str]:
+    """Progress fraction and a line "Epoch e/E · batch b/B · ETA m:ss · n images/s".
+
+    The ETA divides the time since the first epoch of this (re)start ended by the optimizer
+    steps done since then (the first epoch is left out: it includes XLA compilation), so it
+    includes validation. Before that it uses the time since the start; before the first step it
+    says "estimating".
+
+    Args:
+        live: the run's state.
+        now: current time (seconds since the epoch); defaults to `time.time()`.
+
+    Example:
+        >>> live = LiveRun("r")
+        >>> live.apply([Started(epochs=2, batches_per_epoch=10, time=0.0),
+        ...             BatchEnd(epoch=1, batch=5, num_batches=10, loss=0.5,
+        ...                      images_per_sec=12.0, time=5.0)])
+        >>> progress_text(live, now=5.0)
+        (0.25, 'Epoch 1/2 · batch 5/10 · ETA 0:15 · 12.0 images/s')
+    """
+    started = live.started
+    if started is None:
+        return 0.0, "Waiting for the worker to load the data and build the model..."
+    total_steps = max(1, started.epochs * started.batches_per_epoch)
+    batch = live.last_batch
+    finished_epochs = max((row["epoch"] for row in live.history), default=started.initial_epoch)
+    if batch is not None and batch.epoch > finished_epochs:
+        epoch, step_in_epoch, per_epoch = batch.epoch, batch.batch, batch.num_batches
+    else:
+        epoch, step_in_epoch, per_epoch = finished_epochs, started.batches_per_epoch, \
+            started.batches_per_epoch
+    done = (epoch - 1) * started.batches_per_epoch + step_in_epoch
+    fraction = min(1.0, max(0.0, done / total_steps))
+    steps_since_start = done - started.initial_epoch * started.batches_per_epoch
+    current = time.time() if now is None else now
+    elapsed = current - started.time
+    first_steps = (started.initial_epoch + 1) * started.batches_per_epoch
+    if live.first_epoch_end is not None and done > first_steps:
+        steps_since_start = done - first_steps
+        elapsed = current - live.first_epoch_end
+    if steps_since_start > 0 and elapsed > 0:
+        eta = clock(elapsed / steps_since_start * (total_steps - done))
+    else:
+        eta = "estimating"
+    speed = f" · {batch.images_per_sec:.1f} images/s" if batch is not None else ""
+    text = (f"Epoch {max(epoch, 1)}/{started.epochs} · batch {step_in_epoch}/{per_epoch} · "
+            f"ETA {eta}{speed}")
+    return fraction, text
+
+
+def best_epoch(history: list[dict[str, Any]]) -> tuple[int | None, float | None]:
+    """(epoch, value) of the highest finite validation Dice so far, or (None, None).
+
+    Args:
+        history: `LiveRun.history` or `unet_demo.training.rundir.load_history` rows.
+
+    Example:
+        >>> best_epoch([{"epoch": 1, "val_dice": 0.4}, {"epoch": 2, "val_dice": float("nan")},
+        ...             {"epoch": 3, "val_dice": 0.6}, {"epoch": 4, "val_dice": None}])
+        (3, 0.6)
+        >>> best_epoch([])
+        (None, None)
+    """
+    best = None
+    for row in history:
+        value = row.get("val_dice")
+        if isinstance(value, int | float) and math.isfinite(value) and (
+                best is None or value > best[1]):
+            best = (row["epoch"], float(value))
+    return best if best else (None, None)
+
+
+def started_facts(started: Started) -> str:
+    """One sentence about a (re)started run: images, parameters, batches, XLA, repeatability.
+
+    Args:
+        started: the run's Started event.
+
+    Example:
+        >>> started_facts(Started(epochs=2, batches_per_epoch=3, train_images=24,
+        ...                       val_images=8, params=1234))
+        '24 training / 8 validation images, 1,234 parameters, 3 batches per epoch, XLA off; \
+seeded: the same seed and settings repeat this history on a CPU.'
+    """
+    facts = (f"{started.train_images} training / {started.val_images} validation images, "
+             f"{started.params:,} parameters, {started.batches_per_epoch} batches per "
+             f"epoch, XLA {'on' if getattr(started, 'jit_compile', False) else 'off'}; "
+             + ("seeded: the same seed and settings repeat this history on a CPU."
+                if getattr(started, "deterministic", False)
+                else "not seeded for repeatability."))
+    note = getattr(started, "note", "")
+    return facts + (f" {note}" if note else "")
+
+
+def epoch_text(row: dict[str, Any]) -> str:
+    """One line per finished epoch: "epoch 3: loss 0.4000 dice 0.6000 val_loss ... (2.0 s)".
+
+    Args:
+        row: a `LiveRun.history` row (epoch, seconds and the epoch's metrics).
+
+    Example:
+        >>> epoch_text({"epoch": 3, "seconds": 2.0, "loss": 0.4, "dice": 0.6, "val_dice": 0.5})
+        'epoch 3: loss 0.4000 dice 0.6000 val_loss nan val_dice 0.5000 (2.0 s)'
+    """
+    def number(key: str) -> str:
+        value = row.get(key)
+        return f"{float(value):.4f}" if isinstance(value, int | float) else "nan"
+
+    return (f"epoch {row['epoch']}: loss {number('loss')} dice {number('dice')} "
+            f"val_loss {number('val_loss')} val_dice {number('val_dice')} "
+            f"({float(row.get('seconds') or 0.0):.1f} s)")
+
+
+def end_message(live: LiveRun, status: str | None = None) -> tuple[str, str] | None:
+    """(kind, text) saying how the run ended, or None while it runs.
+
+    ``kind`` is "success", "warning" or "error" (a page picks its colour, the CLI ignores it).
+
+    Args:
+        live: the run's state.
+        status: the run's status when known from elsewhere (e.g. "interrupted" from
+            `unet_demo.training.rundir.load_run` when the worker died without a final event).
+
+    Example:
+        >>> live = LiveRun("r")
+        >>> live.apply([Stopped(epoch=2, batch=5)])
+        >>> end_message(live)[1]
+        'Stopped during epoch 2 after batch 5. Completed epochs are kept in the run folder.'
+        >>> end_message(LiveRun("r")) is None, end_message(LiveRun("r"), "interrupted")[0]
+        (True, 'warning')
+    """
+    terminal = live.terminal
+    if isinstance(terminal, Finished):
+        early = " (early stopping)" if terminal.stopped_early else ""
+        return "success", (f"Finished after {terminal.epochs_run or len(live.history)} "
+                           f"epoch(s){early}; best epoch {terminal.best_epoch}.")
+    if isinstance(terminal, Stopped):
+        return "warning", (f"Stopped during epoch {terminal.epoch} after batch "
+                           f"{terminal.batch}. Completed epochs are kept in the run folder.")
+    if isinstance(terminal, Failed):
+        return "error", f"Training failed: {terminal.message}"
+    if status == "interrupted":
+        return "warning", ("The worker ended without a final event (server restart or "
+                           "crash). The run can be resumed from its last complete epoch with "
+                           "the CLI.")
+    return None
+
+
+def event_lines(live: LiveRun, events: list[Event]) -> list[str]:
+    """Fold ``events`` into ``live`` and return the lines a console prints for them.
+
+    A start prints its facts, each finished epoch one `epoch_text` line, the end its
+    `end_message`; batches print nothing (a console is not redrawn).
+
+    Args:
+        live: the run's state (updated in place).
+        events: new events in order.
+
+    Example:
+        >>> live = LiveRun("r")
+        >>> event_lines(live, [EpochEnd(epoch=1, metrics={"loss": 0.5}, seconds=1.0),
+        ...                    Stopped(epoch=2, batch=1)])[1]
+        'Stopped during epoch 2 after batch 1. Completed epochs are kept in the run folder.'
+    """
+    lines = []
+    for event in events:
+        live.apply([event])
+        if isinstance(event, Started):
+            lines.append(f"Started epochs {event.initial_epoch + 1}..{event.epochs} on "
+                         f"{event.device}: {started_facts(event)}")
+        elif isinstance(event, EpochEnd):
+            lines.append(epoch_text(live.history[-1]))
+        elif isinstance(event, TERMINAL_TYPES):
+            message = end_message(live)
+            if message is not None:
+                lines.append(message[1])
+    return lines
+
+
+def load_snapshot(run_dir: Path, relative_path: str) -> dict[str, np.ndarray] | None:
+    """Read a validation snapshot (npz: images, masks, labels, probability, ids) of a run.
+
+    Args:
+        run_dir: the run directory.
+        relative_path: the path from the ValidationSnapshot event.
+
+    Returns:
+        The arrays by name, or None when the file is missing, unreadable (yet) or outside
+        the run directory.
+
+    Example:
+        >>> load_snapshot(Path("/tmp"), "../etc/passwd") is None
+        True
+    """
+    run_dir = Path(run_dir)
+    path = (run_dir / relative_path).resolve()
+    if run_dir.resolve() not in path.parents:
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return {name: stored[name] for name in stored.files}
+    except (OSError, ValueError):
+        return None
+
+
+def run_dir_of(run_id: str) -> Path:
+    """The folder of a run: where `rundir.load_run` finds it, else ``<runs>/<id>``.
+
+    Args:
+        run_id: a run id (folder name under the runs folder).
+
+    Example:
+        >>> run_dir_of("20261123-101500-ab12cd").name
+        '20261123-101500-ab12cd'
+    """
+    from unet_demo.settings import runs_dir
+    from unet_demo.training.rundir import load_run
+
+    try:
+        return Path(load_run(run_id).path)
+    except (UNetDemoError, OSError):
+        return runs_dir() / run_id
+
+
+def job_active(manager, run_id: str, run_dir: Path) -> bool:
+    """True while the run trains: its worker lives and it has not written its final event.
+
+    After the final event the worker only tidies up and exits, so a viewer already treats
+    the run as over (a start in that second may still be told "busy").
+
+    Args:
+        manager: the `unet_demo.training.jobs.JobManager`.
+        run_id: the run.
+        run_dir: its folder.
+
+    Example:
+        >>> from unet_demo.training.jobs import JobManager
+        >>> job_active(JobManager(root=Path("/tmp/no-runs")), "r", Path("/tmp/no-runs/r"))
+        False
+    """
+    if not manager.is_running(run_id):
+        return False
+    try:
+        return not isinstance(last_event(run_dir), TERMINAL_TYPES)
+    except UNetDemoError:
+        return True
+
+
+def run_row(run) -> dict[str, Any]:
+    """One runs-table row for a RunInfo: id, label, status, dataset, model, best val Dice, ...
+
+    Args:
+        run: a `unet_demo.training.rundir.RunInfo`.
+
+    Example:
+        >>> from unet_demo.training.rundir import list_runs
+        >>> [run_row(run)["run"] for run in list_runs("/tmp/no-runs")]
+        []
+    """
+    from unet_demo.training.rundir import load_history
+
+    history = load_history(run.path)
+    _, best_dice = best_epoch(history)
+    seconds = sum(float(row.get("seconds") or 0.0) for row in history)
+    spec = run.spec or {}
+    model = spec.get("model", {})
+    return {
+        "run": run.run_id,
+        "label": run.label,
+        "status": run.status,
+        "dataset": spec.get("data", {}).get("dataset", "?"),
+        "model": f"{model.get('variant', '?')} d{model.get('depth', '?')}",
+        "loss": spec.get("train", {}).get("loss", "?"),
+        "epochs": len(history),
+        "best val Dice": round(best_dice, 4) if best_dice is not None else None,
+        "duration": clock(seconds),
+        "created": datetime.datetime.fromtimestamp(run.created).strftime("%Y-%m-%d %H:%M"),
+    }
