@@ -12,9 +12,11 @@ afterwards with `unet_demo.data.preprocess.normalize`.
 Masks come back as integer label maps (HxW, uint8 when the labels fit, else int32).
 
 Example:
-    >>> loaded = read_image_file("sample_data/nuclei/images/0001.png")  # doctest: +SKIP
-    >>> loaded.pixels.shape, loaded.kind  # doctest: +SKIP
-    ((256, 256, 1), 'png')
+    >>> from PIL import Image
+    >>> buffer = io.BytesIO(); Image.fromarray(np.zeros((48, 64), np.uint8)).save(buffer, "PNG")
+    >>> loaded = read_image_bytes(buffer.getvalue(), "cells.png")
+    >>> loaded.pixels.shape, loaded.pixels.dtype, loaded.kind
+    ((48, 64, 1), dtype('float32'), 'png')
 """
 
 from __future__ import annotations
@@ -545,10 +547,11 @@ def read_image_bytes(
         limits: budgets (bytes, pixels, frames, voxels); defaults to the module constants.
 
     Example:
-        >>> loaded = read_image_bytes(open("ct.dcm", "rb").read(), "ct.dcm",
-        ...                           window=(40, 80))  # doctest: +SKIP
-        >>> loaded.meta["window_presets"]["lung"]  # doctest: +SKIP
-        (-600.0, 1500.0)
+        >>> from pydicom.data import get_testdata_file
+        >>> data = Path(get_testdata_file("CT_small.dcm")).read_bytes()
+        >>> loaded = read_image_bytes(data, "ct.dcm", window=(40, 80))
+        >>> loaded.meta["window_presets"]["lung"], float(loaded.pixels.max())
+        ((-600.0, 1500.0), 1.0)
     """
     limits = limits or validation.DEFAULT_LIMITS
     data = bytes(data)
@@ -594,8 +597,10 @@ def read_image_file(path: str | os.PathLike[str], **options: Any) -> LoadedImage
         **options: `plane`, `slice_index`, `window`, `limits` as in `read_image_bytes`.
 
     Example:
-        >>> read_image_file("brain.nii.gz", plane="coronal").meta["plane"]  # doctest: +SKIP
-        'coronal'
+        >>> from nibabel.testing import data_path
+        >>> loaded = read_image_file(Path(data_path) / "anatomical.nii", plane="coronal")
+        >>> loaded.meta["plane"], loaded.pixels.shape
+        ('coronal', (25, 33, 1))
     """
     limits = options.get("limits") or validation.DEFAULT_LIMITS
     data, name = _read_path_bytes(path, limits)
@@ -728,8 +733,11 @@ def read_mask_file(
         limits: budgets; defaults to the module constants.
 
     Example:
-        >>> read_mask_file("masks/0001.png").dtype  # doctest: +SKIP
-        dtype('uint8')
+        >>> from PIL import Image
+        >>> buffer = io.BytesIO(); Image.fromarray(np.uint8([[0, 255] * 4] * 8)).save(buffer, "PNG")
+        >>> mask = read_mask_file(buffer.getvalue(), "mask.png")  # saved as 0/255
+        >>> mask.shape, mask.dtype, np.unique(mask)
+        ((8, 8), dtype('uint8'), array([0, 1], dtype=uint8))
     """
     limits = limits or validation.DEFAULT_LIMITS
     if isinstance(source, bytes | bytearray | memoryview):
