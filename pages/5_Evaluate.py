@@ -9,6 +9,7 @@ page_setup("Evaluate a model", "📏")
 st.markdown(
     "Compare predictions with the ground truth image by image. **Dice** and **IoU** measure "
     "overlap (1 = perfect), **HD95** the 95th-percentile boundary distance in pixels (0 = "
-    "perfect). The error map colours what the model found, added and missed."
+    "perfect; empty when exactly one of mask and prediction is empty, and such images are "
+    "left out of its mean). The error map colours what the model found, added and missed."
 )
 evaluate_page()

@@ -1,8 +1,10 @@
 """Teaching content for the Learn page: concept sections, a glossary and a scored quiz.
 
 Pure data and logic (no streamlit, no TensorFlow), so the page, the tests and anyone else can
-use it. The text restates the ideas of the two seed documents (the U-Net medical-imaging guide,
-chapters 1-10, and the U-Net notebook) in this project's own words.
+use it. The text restates, in this project's own words, the ideas of a U-Net medical-imaging
+guide (called "the textbook" on the page, chapters 1-10) and its companion U-Net notebook, plus a
+few topics the app adds. Students do not have those texts, so every fact a quiz question needs is
+stated in a section or a glossary entry.
 
 Example:
     >>> from unet_demo.lessons import learn
@@ -24,19 +26,21 @@ from unet_demo.errors import UNetDemoError
 # --------------------------------------------------------------------------- sources
 
 CHAPTERS: dict[str, str] = {
-    "guide-1": "Guide, chapter 1: introduction and basic concepts",
-    "guide-2": "Guide, chapter 2: U-Net principles and architecture",
-    "guide-3": "Guide, chapter 3: medical image data and preprocessing",
-    "guide-4": "Guide, chapter 4: implementing U-Net in TensorFlow and Keras",
-    "guide-5": "Guide, chapter 5: training and performance evaluation",
-    "guide-6": "Guide, chapter 6: improving and optimising the model",
-    "guide-7": "Guide, chapter 7: practical applications in medicine",
-    "guide-8": "Guide, chapter 8: complete practical project",
-    "guide-9": "Guide, chapter 9: advanced variants and alternative models",
-    "guide-10": "Guide, chapter 10: final notes and future directions",
-    "notebook": "Notebook: U-Net background, code, FAQ and project ideas",
+    "guide-1": "Textbook chapter 1: introduction and basic concepts",
+    "guide-2": "Textbook chapter 2: U-Net principles and architecture",
+    "guide-3": "Textbook chapter 3: medical image data and preprocessing",
+    "guide-4": "Textbook chapter 4: implementing U-Net in TensorFlow and Keras",
+    "guide-5": "Textbook chapter 5: training and performance evaluation",
+    "guide-6": "Textbook chapter 6: improving and optimising the model",
+    "guide-7": "Textbook chapter 7: practical applications in medicine",
+    "guide-8": "Textbook chapter 8: complete practical project",
+    "guide-9": "Textbook chapter 9: advanced variants and alternative models",
+    "guide-10": "Textbook chapter 10: final notes and future directions",
+    "notebook": "Companion notebook: U-Net background, code, FAQ and project ideas",
+    "beyond": "Beyond the textbook: topics this app adds",
 }
-"""Every chapter of the seed documents; each has at least one quiz question."""
+"""Where the content comes from: the textbook's ten chapters, its companion notebook, and topics
+neither covers that this app adds. Each has at least one quiz question."""
 
 TRY_IT_PAGES: dict[str, str] = {
     "pages/1_Data.py": "Data",
@@ -173,21 +177,24 @@ SECTIONS: tuple[Section, ...] = (
         key="layers",
         title="Convolution, pooling and the two ways to upsample",
         body=(
-            "- **Convolution**: a small learned kernel (3x3 in all seed models) slides over the "
+            "- **Convolution**: a small learned kernel (3x3 in all of the textbook's models) slides over the "
             "map and responds to local patterns such as edges or textures. `padding=\"same\"` "
             "keeps the size unchanged.\n"
             "- **Max pooling 2x2, stride 2**: keeps the strongest response in each 2x2 patch, "
             "halving the size and widening what later layers can see (the receptive field).\n"
             "- **Transposed convolution** (`Conv2DTranspose`, kernel 2, stride 2): a *learned* "
-            "upsampling used by the guide's chapter 4 and 8 models. It can leave checkerboard "
-            "artefacts when kernel and stride do not fit together.\n"
+            "upsampling used by the textbook's chapter 4 and chapter 8 models. It can leave "
+            "checkerboard artefacts (a faint grid) when the kernel size is not a multiple of the "
+            "stride, because some output pixels then get more contributions than their "
+            "neighbours.\n"
             "- **Upsampling + convolution** (`UpSampling2D` then a 2x2 convolution): a fixed "
-            "resize followed by a learned filter, as in the notebook's model. Usually smoother, "
+            "resize followed by a learned filter, as in the companion notebook's model. It cannot "
+            "make a checkerboard and is usually smoother, "
             "with a similar number of weights."
         ),
         try_it="pages/3_Build.py",
         try_it_label="Switch the upsampling type on the Build page and compare parameters",
-        chapters=("guide-2", "guide-4", "notebook"),
+        chapters=("guide-2", "guide-4", "notebook", "beyond"),
     ),
     Section(
         key="input-size",
@@ -197,13 +204,44 @@ SECTIONS: tuple[Section, ...] = (
             "100 -> 50 -> 25 -> 12 -> 6; doubling back gives 12 -> 24, which no longer matches "
             "the 25-pixel skip map, and the concatenation fails.\n\n"
             "Rule: every spatial side must be a multiple of 2**depth (depth 2: multiple of 4, "
-            "depth 4: multiple of 16). For a 100-pixel image with depth 4, pad or resize to 96 "
-            "or 112. The chapter 8 model (depth 2) takes 128x128; chapter 4 (depth 4) takes "
-            "256x256, and its bottleneck is 16x16."
+            "depth 4: multiple of 16). That is the only size rule: convolutions and poolings "
+            "work on any size, so the same U-Net design fits 128x128 as well as 512x384. Images "
+            "are brought to one size anyway because every image in a batch must have the same "
+            "shape. For a 100-pixel image with depth 4, pad or resize to 96 or 112. The "
+            "textbook's chapter 8 project model (depth 2) takes 128x128; its chapter 4 model "
+            "(depth 4) takes 256x256, and its bottleneck is 16x16."
         ),
         try_it="pages/3_Build.py",
         try_it_label="Type an odd input size on the Build page to see the valid neighbours",
         chapters=("guide-2", "guide-4", "guide-8"),
+    ),
+    Section(
+        key="textbook-models",
+        title="The example models of the textbook and its notebook",
+        body=(
+            "The quiz refers to these worked examples; here is what you need to know about "
+            "them.\n\n"
+            "- **Chapter 4 model** (`build_unet`): 256x256 grey input (one channel), four "
+            "poolings, filters doubling from 64 to 1024, so the bottleneck is 16x16 with 1024 "
+            "filters. Transposed convolutions upsample. About 31 million parameters.\n"
+            "- **Chapter 5 augmentation example**: flips and rotates the image but hands back "
+            "the original, unchanged mask (the pitfall shown on the Augment page).\n"
+            "- **Chapter 7 brain-tumour example**: uses the BraTS data, brain MRI with several "
+            "sequences per patient (T1, T2, FLAIR, ...) and expert tumour masks.\n"
+            "- **Chapter 8 project model**: 128x128 grey input, two poolings, filters "
+            "64-128-256, transposed convolutions: 1,861,697 parameters. It resizes images *and* "
+            "masks with `tf.image.resize` (bilinear unless told otherwise) and compares the "
+            "sigmoid output with 0.5 before showing a mask.\n"
+            "- **Companion notebook's `unet()`**: input (256, 256, 3), i.e. colour; filters 64 "
+            "to 1024; the decoder enlarges with `UpSampling2D` and then a 2x2 convolution with "
+            "ReLU; weights start with `he_normal` (He initialisation, made for ReLU). The "
+            "notebook lists U-Net's drawbacks as high memory use for large images or deep "
+            "networks, a risk of overfitting small datasets, artefacts at object borders, and "
+            "limited long-range context."
+        ),
+        try_it="pages/3_Build.py",
+        try_it_label="Load the textbook's models into the builder on the Build page",
+        chapters=("guide-4", "guide-5", "guide-7", "guide-8", "notebook"),
     ),
     Section(
         key="losses",
@@ -213,20 +251,26 @@ SECTIONS: tuple[Section, ...] = (
             "A loss that counts every pixel equally is then dominated by easy background.\n\n"
             "- **Binary cross-entropy (BCE)**: per-pixel log loss; smooth gradients, but "
             "imbalance pulls it towards \"all background\".\n"
-            "- **Dice loss** = 1 - Dice: scores the overlap of the whole mask, so a small "
-            "structure matters as much as a big one. A small smoothing constant avoids 0/0.\n"
+            "- **Dice loss** = 1 - Dice: scores only the overlap with the foreground. Correctly "
+            "found background (true negatives) does not enter the formula, so a huge background "
+            "cannot swamp it. It does *not* make a small object count as much as a big one: "
+            "summed over an image or a batch, a large object still brings more pixels and "
+            "dominates. A small smoothing constant avoids 0/0 when both masks are empty.\n"
             "- **BCE + Dice**: the usual compromise; stable pixel-wise gradients plus an overlap "
             "target.\n"
-            "- **Focal loss**: scales down pixels the model already gets right, focusing on hard "
-            "ones; good for tiny targets.\n"
+            "- **Focal loss**: cross-entropy with an extra factor that shrinks the loss of "
+            "pixels predicted confidently *and correctly* (mostly easy background), so hard or "
+            "wrong pixels drive learning; good for tiny targets.\n"
             "- **Tversky loss**: Dice with separate weights for false positives (alpha) and "
             "false negatives (beta); beta > alpha favours recall.\n"
             "- **Generalised Dice**: weights each class by the inverse of its squared size, so "
-            "rare classes count in multi-class problems (Sudre et al., 2017)."
+            "rare classes count in multi-class problems (Sudre et al., 2017).\n\n"
+            "The textbook covers BCE, Dice, BCE + Dice and focal loss; Tversky and generalised "
+            "Dice are extras this app adds."
         ),
         try_it="pages/4_Train.py",
         try_it_label="Train the same model with two losses on the Train page",
-        chapters=("guide-4", "guide-5", "guide-7", "guide-9"),
+        chapters=("guide-4", "guide-5", "guide-7", "guide-9", "beyond"),
     ),
     Section(
         key="metrics",
@@ -242,7 +286,17 @@ SECTIONS: tuple[Section, ...] = (
             "find?\n"
             "- **HD95**: the 95th percentile of distances between the two borders, in pixels "
             "or mm. It reports *how far off* a boundary is, which overlap scores hide, and "
-            "ignores the worst 5 % so a single stray pixel does not dominate.\n\n"
+            "ignores the worst 5 % so a single stray pixel does not dominate. When exactly one "
+            "of the two masks is empty (the model misses a lesion completely, or marks one "
+            "where there is none) there is no second border to measure to: HD95 is then left "
+            "empty (NaN) and that image drops out of the mean HD95. Two empty masks give 0. So "
+            "a good mean HD95 can hide complete misses; check how many images it covers.\n"
+            "- **ASD** (average surface distance): the mean of the same border distances; "
+            "empty in the same cases.\n"
+            "- **F1 score**: the harmonic mean of precision and recall; for a binary mask it is "
+            "exactly the Dice coefficient.\n\n"
+            "The textbook's summary recommends judging a model by overlap (Dice, IoU) together "
+            "with a boundary distance (Hausdorff distance).\n\n"
             "**Pixel accuracy** counts background too: if a lesion covers 2 % of an image, a "
             "model that predicts nothing at all scores 98 % accuracy and Dice 0."
         ),
@@ -258,21 +312,31 @@ SECTIONS: tuple[Section, ...] = (
             "- **8-bit images** (photos, PNG slices): divide by 255 to get [0, 1].\n"
             "- **CT** measures Hounsfield units (air about -1000, water 0, bone several "
             "hundred or more). Pick a *window* (level and width) for the tissue of interest, "
-            "clip to it and rescale: a soft-tissue window of level 40, width 400 keeps -160 to "
-            "240 HU.\n"
+            "clip to it and rescale: the soft tissue / abdomen window (level 40, width 400, "
+            "written L40 W400) keeps -160 to 240 HU. The Data page's window works on the bundled "
+            "MRI and microscopy images, already scaled to [0, 1], so there its centre and width "
+            "are fractions of that range, not Hounsfield units.\n"
             "- **MRI** has no fixed intensity scale; it changes with scanner and sequence "
             "(T1, T2, FLAIR). Use a **z-score** per image or volume (subtract the mean, divide "
             "by the standard deviation), often after clipping extreme percentiles and "
             "correcting the bias field.\n"
-            "- **Ultrasound** is noisy (speckle); mild denoising can help.\n"
-            "- Resize or pad to a fixed size; resize masks with *nearest neighbour* so labels "
-            "stay whole numbers. CLAHE can raise local contrast.\n"
+            "- **Ultrasound** is grainy (speckle, a texture that multiplies the brightness); "
+            "mild denoising can help. A median filter is made for salt-and-pepper noise "
+            "(isolated black or white pixels), not for speckle.\n"
+            "- Resize or pad to one shared size; resize masks with *nearest neighbour* so labels "
+            "stay whole numbers.\n"
+            "- **CLAHE** raises local contrast; its *clip limit* caps how strongly. Two scales "
+            "exist: the Data page uses scikit-image's 0-1 scale (the largest share of a tile's "
+            "pixels one grey level may hold, e.g. 0.01-0.03), the Augment page uses OpenCV's "
+            "(a multiple of the average histogram height: 1 changes little, 2-4 is usual).\n"
+            "- Libraries: **NiBabel** and **SimpleITK** read medical formats such as NIfTI and "
+            "DICOM; **MONAI** adds medical-image transforms, networks and losses.\n"
             "- 3D scans can be cut into 2D slices (cheap, loses context across slices) or fed "
             "to a 3D U-Net (keeps context, needs far more memory)."
         ),
         try_it="pages/1_Data.py",
         try_it_label="Compare normalisation modes in the preprocessing preview on the Data page",
-        chapters=("guide-3", "guide-7", "guide-8"),
+        chapters=("guide-3", "guide-7", "guide-8", "guide-10", "beyond"),
     ),
     Section(
         key="augmentation",
@@ -282,8 +346,8 @@ SECTIONS: tuple[Section, ...] = (
             "image: flips, small rotations and shifts, zoom, brightness/contrast and gamma, "
             "noise, blur, elastic and grid distortions.\n\n"
             "**The one rule**: every geometric change must be applied to the image *and* its "
-            "mask with the same random parameters. The guide's chapter 5 snippet augments only "
-            "the image; the mask then points at the wrong pixels and the model learns from "
+            "mask with the same random parameters. The textbook's chapter 5 example augments "
+            "only the image; the mask then points at the wrong pixels and the model learns from "
             "wrong labels. Libraries such as albumentations take both in one call.\n\n"
             "Keep it realistic: intensity changes apply to the image only; a left-right flip "
             "may be harmless for a cell but not for an organ that sits on one side of the body."
@@ -298,7 +362,7 @@ SECTIONS: tuple[Section, ...] = (
         body=(
             "- An **epoch** is one pass over the training set; a **batch** is the group of "
             "images used for one weight update.\n"
-            "- **Adam** adapts the step size per weight; the guide uses a learning rate of "
+            "- **Adam** adapts the step size per weight; the textbook uses a learning rate of "
             "1e-4 for stable training.\n"
             "- **ReduceLROnPlateau** lowers the learning rate (e.g. halves it) when the "
             "validation loss stalls for a few epochs.\n"
@@ -321,16 +385,24 @@ SECTIONS: tuple[Section, ...] = (
             "  - **augmentation** (more variety per image),\n"
             "  - **dropout** (randomly silence units while training, typically 0.3-0.5 in the "
             "bottleneck or decoder; switched off at prediction time),\n"
-            "  - **weight decay** (an L2 penalty that keeps weights small; L1 drives many to "
-            "exactly zero),\n"
+            "  - an **L2 penalty** (adds the sum of squared weights to the loss, so large "
+            "weights cost more; with plain gradient descent this equals *weight decay*),\n"
+            "  - an **L1 penalty** (adds the sum of absolute weights) pulls weights towards "
+            "zero; with Adam they end up small but rarely exactly zero. L1 is not weight "
+            "decay,\n"
             "  - **early stopping** (stop when a validation score has not improved for a few "
             "epochs and keep the best weights; the Train page watches the validation Dice),\n"
-            "  - **batch normalisation** (steadier training, mild regularising effect),\n"
-            "  - a smaller model, or more labelled data."
+            "  - a smaller model, or more labelled data.\n"
+            "- **Batch normalisation** is a training aid, not a cure for overfitting: it "
+            "rescales each layer's outputs with the mean and spread of the current batch, which "
+            "steadies and speeds up training. With small batches or few training steps its "
+            "running averages (used at prediction time) are unreliable, and it can *open* a "
+            "gap: in this project a BatchNorm run reached training Dice 0.97 but validation Dice "
+            "0.23, so the presets use group normalisation instead."
         ),
         try_it="pages/4_Train.py",
         try_it_label="Compare runs with and without augmentation on the Train page",
-        chapters=("guide-5", "guide-6", "guide-9", "notebook"),
+        chapters=("guide-5", "guide-6", "guide-9", "notebook", "beyond"),
     ),
     Section(
         key="variants",
@@ -343,7 +415,10 @@ SECTIONS: tuple[Section, ...] = (
             "- **Residual U-Net**: blocks with shortcut additions; easier to train deeper "
             "networks.\n"
             "- **U-Net++**: nested, densely connected skip paths that fuse several scales; "
-            "often a little more accurate, clearly slower and heavier.\n"
+            "often a little more accurate, clearly slower and heavier. Its *deep supervision* "
+            "option here averages the outputs of all nested decoders under one loss; the "
+            "original paper's pruning (dropping decoders at prediction time for speed) is not "
+            "offered.\n"
             "- **Lightweight U-Net**: depthwise separable convolutions and fewer filters; for "
             "laptops, phones and real-time use.\n"
             "- **3D U-Net**: 3D convolutions and pooling for CT/MRI volumes; keeps context "
@@ -373,22 +448,26 @@ SECTIONS: tuple[Section, ...] = (
         ),
         try_it="pages/5_Evaluate.py",
         try_it_label="Sort by worst Dice on the Evaluate page",
-        chapters=("guide-3", "guide-5", "guide-8"),
+        chapters=("guide-3", "guide-5", "guide-8", "beyond"),
     ),
     Section(
         key="inference",
         title="From probabilities to a mask",
         body=(
-            "A sigmoid output is a probability per pixel; a threshold (0.5 by default, or one "
-            "tuned on validation data, e.g. with Otsu's method) turns it into a mask. "
-            "Morphological opening removes isolated specks, closing fills small holes, and "
-            "keeping the largest connected component drops stray islands. Test-time "
+            "A sigmoid output is a probability per pixel; a threshold (0.5 by default) turns it "
+            "into a mask. You can instead pick the threshold with the best Dice on the "
+            "validation split, or use **Otsu's method**, which needs no labels: it picks the "
+            "cut that best splits the histogram of the probabilities into two groups.\n\n"
+            "Morphological opening removes isolated specks and closing fills small holes. "
+            "Keeping only the **largest connected component** drops stray islands, but also "
+            "deletes a real second lesion and, in a cell image, every nucleus but one; use it "
+            "only when exactly one object is expected. Test-time "
             "augmentation (predicting flipped copies and averaging) steadies the result and "
             "shows where the model is unsure."
         ),
         try_it="pages/6_Segment.py",
         try_it_label="Segment an image and adjust the threshold on the Segment page",
-        chapters=("guide-7", "guide-8"),
+        chapters=("guide-7", "guide-8", "beyond"),
     ),
     Section(
         key="clinical",
@@ -404,7 +483,7 @@ SECTIONS: tuple[Section, ...] = (
         ),
         try_it="pages/6_Segment.py",
         try_it_label="See the out-of-distribution warning on the Segment page",
-        chapters=("guide-1", "guide-7", "guide-10"),
+        chapters=("guide-1", "guide-7", "guide-10", "beyond"),
     ),
 )
 
@@ -412,90 +491,231 @@ SECTIONS: tuple[Section, ...] = (
 # --------------------------------------------------------------------------- glossary
 
 GLOSSARY: tuple[GlossaryEntry, ...] = (
+    GlossaryEntry("3D U-Net", "A U-Net with 3D convolutions and pooling that takes whole CT or "
+                  "MRI volumes; keeps context between slices but needs far more memory."),
     GlossaryEntry("Activation function", "A non-linear function applied after a layer (ReLU, "
                   "sigmoid, softmax) so the network can model more than straight lines."),
-    GlossaryEntry("Adam", "An optimiser that keeps running averages of each weight's gradient "
-                  "and its square and scales every step accordingly."),
+    GlossaryEntry("Adam", "An optimiser that keeps running averages of each weight's gradient and "
+                  "its square and scales every step accordingly."),
+    GlossaryEntry("ASD (average surface distance)", "The mean distance between the predicted and "
+                  "the true border, in pixels here. Empty (NaN) when exactly one of the two "
+                  "masks is empty."),
     GlossaryEntry("Attention gate", "A small block on a skip connection that multiplies the "
                   "encoder features by a learned 0-1 weight per location."),
     GlossaryEntry("Augmentation", "Random but realistic changes to training images (and the "
                   "matching masks) to show the model more variety."),
+    GlossaryEntry("Backbone", "The pretrained network (e.g. ResNet or MobileNet) used as the "
+                  "encoder of a U-Net."),
+    GlossaryEntry("Backpropagation", "How a network finds out what each weight did to the loss: "
+                  "the error is passed backwards through the layers (chain rule), giving one "
+                  "gradient per weight."),
     GlossaryEntry("Batch", "The group of images processed together for one weight update."),
-    GlossaryEntry("Batch normalisation", "Rescales a layer's outputs with the batch mean and "
-                  "variance; steadies and speeds up training."),
-    GlossaryEntry("Binary cross-entropy", "Per-pixel log loss between a predicted probability "
-                  "and a 0/1 label."),
-    GlossaryEntry("Bottleneck", "The deepest level of the U: smallest maps, most filters, "
-                  "widest view of the image."),
-    GlossaryEntry("Class imbalance", "One class (usually background) covers far more pixels "
-                  "than the others, which biases plain losses and accuracy."),
+    GlossaryEntry("Batch normalisation", "Rescales a layer's outputs with the mean and spread of "
+                  "the current batch; steadies and speeds up training. Unreliable with small "
+                  "batches or short training, where it can widen the gap between training and "
+                  "validation scores."),
+    GlossaryEntry("Binary cross-entropy", "Per-pixel log loss between a predicted probability and "
+                  "a 0/1 label."),
+    GlossaryEntry("Bottleneck", "The deepest level of the U: smallest maps, most filters, widest "
+                  "view of the image."),
+    GlossaryEntry("BraTS", "Brain Tumour Segmentation challenge data: brain MRI with several "
+                  "sequences per patient (T1, T2, FLAIR, ...) and expert tumour masks."),
+    GlossaryEntry("Class imbalance", "One class (usually background) covers far more pixels than "
+                  "the others, which biases plain losses and accuracy."),
     GlossaryEntry("CLAHE", "Contrast-limited adaptive histogram equalisation: boosts local "
-                  "contrast tile by tile without blowing up noise."),
-    GlossaryEntry("Convolution", "Sliding a small learned kernel over an image or feature map "
-                  "to detect a local pattern everywhere."),
-    GlossaryEntry("CT window", "A level and width in Hounsfield units; values outside are "
-                  "clipped so the chosen tissue fills the grey range."),
-    GlossaryEntry("Data leakage", "Information from the test data reaching training, e.g. "
-                  "slices of one patient on both sides of the split; inflates scores."),
-    GlossaryEntry("Decoder", "The expanding arm of the U that upsamples back to full "
-                  "resolution and produces the mask."),
-    GlossaryEntry("Dice coefficient", "Twice the overlap divided by the total size of both "
-                  "masks; 1 means identical masks."),
-    GlossaryEntry("Dice loss", "One minus the (soft) Dice coefficient, computed on "
-                  "probabilities so it can be minimised."),
+                  "contrast tile by tile without blowing up noise. Its clip limit caps the "
+                  "boost; scikit-image gives it on a 0-1 scale, OpenCV and albumentations on a "
+                  "scale of about 1-4."),
+    GlossaryEntry("CNN (convolutional neural network)", "A network built mainly from "
+                  "convolutions, so it learns local image patterns such as edges and textures by "
+                  "itself; U-Net is one."),
+    GlossaryEntry("Confusion matrix", "A table that counts, for each true class, how many pixels "
+                  "were predicted as each class; for a binary mask its four cells are TP, FP, FN "
+                  "and TN."),
+    GlossaryEntry("Connected component", "A group of foreground pixels that touch each other; "
+                  "every separate blob in a mask is one component."),
+    GlossaryEntry("Convolution", "Sliding a small learned kernel over an image or feature map to "
+                  "detect a local pattern everywhere."),
+    GlossaryEntry("Cross-validation", "Splitting the data into k parts and training k times, each "
+                  "time validating on another part; the average score is steadier than that of "
+                  "one split."),
+    GlossaryEntry("CT window", "A level (centre) and a width in Hounsfield units, e.g. L40 W400 "
+                  "for soft tissue / abdomen; values outside are clipped so the chosen tissue "
+                  "fills the grey range. The Data page applies the same idea to [0, 1] "
+                  "intensities."),
+    GlossaryEntry("Data leakage", "Information from the test data reaching training, e.g. slices "
+                  "of one patient on both sides of the split; inflates scores."),
+    GlossaryEntry("Decoder", "The expanding arm of the U that upsamples back to full resolution "
+                  "and produces the mask."),
+    GlossaryEntry("Deep supervision", "Giving several decoder levels their own output so each "
+                  "gets direct feedback. Here (U-Net++) those outputs are averaged under one "
+                  "loss; pruning them away is not offered."),
+    GlossaryEntry("Depthwise separable convolution", "A cheap convolution in two steps: one small "
+                  "filter per channel, then a 1x1 convolution that mixes the channels; far fewer "
+                  "weights and FLOPs."),
+    GlossaryEntry("DICOM", "The file format of clinical scanners: the image plus a header with "
+                  "patient, scanner and display-window details."),
+    GlossaryEntry("Dice coefficient", "Twice the overlap divided by the total size of both masks; "
+                  "1 means identical masks."),
+    GlossaryEntry("Dice loss", "One minus the (soft) Dice coefficient, computed on probabilities "
+                  "so it can be minimised. True negatives do not count, but large objects still "
+                  "weigh more than small ones."),
+    GlossaryEntry("Domain shift", "A difference between the images a model was trained on and "
+                  "those it meets later (another scanner, protocol or patient group); scores "
+                  "usually drop."),
     GlossaryEntry("Dropout", "Randomly zeroes a share of units during training so the network "
                   "cannot rely on any single one; inactive at prediction."),
-    GlossaryEntry("Early stopping", "Ends training when a validation score (here the "
-                  "validation Dice) stops improving and restores the best weights."),
+    GlossaryEntry("Early stopping", "Ends training when a validation score (here the validation "
+                  "Dice) stops improving and restores the best weights."),
+    GlossaryEntry("Elastic deformation", "A smooth random warp applied to image and mask "
+                  "together, imitating how soft tissue bends."),
     GlossaryEntry("Encoder", "The contracting arm of the U: convolutions and pooling that turn "
                   "pixels into increasingly abstract features."),
     GlossaryEntry("Epoch", "One full pass over the training set."),
-    GlossaryEntry("Focal loss", "Cross-entropy scaled down for pixels that are already "
-                  "predicted confidently, so training focuses on hard ones."),
+    GlossaryEntry("F1 score", "The harmonic mean of precision and recall, 2PR / (P + R); for a "
+                  "binary mask it equals the Dice coefficient."),
+    GlossaryEntry("Feature map", "The output of a layer: one 2D grid of responses for each "
+                  "filter."),
+    GlossaryEntry("Fine-tuning", "Continuing to train pretrained weights on your own data, "
+                  "usually with a small learning rate and after the new layers have been trained "
+                  "first."),
+    GlossaryEntry("FLOPs", "Floating-point operations: how many multiplications and additions one "
+                  "prediction needs; a rough measure of compute and speed."),
+    GlossaryEntry("Focal loss", "Cross-entropy scaled down for pixels that are predicted "
+                  "confidently and correctly, so training focuses on hard and wrong ones."),
+    GlossaryEntry("Generalisation", "How well a model does on new images that it never saw in "
+                  "training."),
     GlossaryEntry("Generalised Dice loss", "A multi-class Dice loss that weights each class by "
                   "the inverse of its squared volume."),
+    GlossaryEntry("Gradient descent", "Training by moving every weight a small step against its "
+                  "gradient, the direction in which the loss grows fastest, over and over."),
     GlossaryEntry("Ground truth", "The reference mask drawn by experts that predictions are "
                   "trained on and compared with."),
+    GlossaryEntry("Group normalisation", "Normalises each image's features in groups of channels, "
+                  "without batch statistics, so it behaves the same in training and prediction "
+                  "and suits tiny batches."),
+    GlossaryEntry("Hausdorff distance", "The largest distance from a point on one border to the "
+                  "nearest point of the other border; HD95 is its robust form."),
     GlossaryEntry("HD95", "95th percentile of the distances between predicted and true "
-                  "boundaries; a robust Hausdorff distance."),
+                  "boundaries; a robust Hausdorff distance. NaN when exactly one of the masks is "
+                  "empty (that image then drops out of the mean), 0 when both are."),
+    GlossaryEntry("He initialisation", "Random starting weights scaled for ReLU layers (Keras: "
+                  "he_normal), so signals neither fade nor explode through a deep stack."),
     GlossaryEntry("Hounsfield unit", "CT intensity scale: air about -1000, water 0, dense bone "
                   "well above +400."),
+    GlossaryEntry("Hyperparameter", "A setting you choose rather than the training learns, such "
+                  "as learning rate, batch size, depth or dropout rate."),
+    GlossaryEntry("ImageNet", "A large set of labelled everyday photos (about 1.2 million, 1000 "
+                  "classes) on which many pretrained encoders were trained."),
+    GlossaryEntry("Inference", "Using a trained model to predict on new images; no weights "
+                  "change."),
+    GlossaryEntry("Instance normalisation", "Normalises each channel of each image on its own; "
+                  "group normalisation with one channel per group."),
+    GlossaryEntry("Instance segmentation", "Segmentation that also tells individual objects "
+                  "apart, e.g. gives each of two touching nuclei its own label."),
     GlossaryEntry("IoU (Jaccard index)", "Pixels marked in both masks over pixels marked in "
                   "either: TP / (TP + FP + FN)."),
+    GlossaryEntry("L1 and L2 penalties", "Extra terms in the loss: L2 adds the squared weights "
+                  "(for plain gradient descent the same as weight decay), L1 adds their absolute "
+                  "values and pulls weights towards zero, though with Adam rarely exactly to "
+                  "zero."),
     GlossaryEntry("Learning rate", "How large a step the optimiser takes on each update."),
+    GlossaryEntry("Loss function", "The number training tries to make small; it measures how far "
+                  "the prediction is from the ground truth (e.g. BCE or Dice loss)."),
+    GlossaryEntry("Mask", "An image of labels the same size as the input: 0 for background, 1 (or "
+                  "a class number) for each structure."),
     GlossaryEntry("Max pooling", "Keeps the largest value in each small window (2x2 here), "
                   "halving height and width."),
-    GlossaryEntry("Overfitting", "The model fits the training images, noise included, and "
-                  "does worse on new ones."),
-    GlossaryEntry("Precision", "Share of predicted foreground pixels that are truly "
-                  "foreground: TP / (TP + FP)."),
-    GlossaryEntry("Receptive field", "The patch of the input that can influence one output "
-                  "value; grows with every convolution and pooling."),
-    GlossaryEntry("Recall (sensitivity)", "Share of true foreground pixels that were found: "
-                  "TP / (TP + FN)."),
+    GlossaryEntry("Median filter", "Replaces each pixel by the median of its neighbours; removes "
+                  "salt-and-pepper noise (isolated black or white pixels) and keeps edges."),
+    GlossaryEntry("Min-max normalisation", "Stretches an image so its smallest value becomes 0 "
+                  "and its largest 1."),
+    GlossaryEntry("MONAI, NiBabel and SimpleITK", "Python libraries for medical images: NiBabel "
+                  "and SimpleITK read and write formats such as NIfTI and DICOM; MONAI adds "
+                  "medical transforms, networks and losses."),
+    GlossaryEntry("Morphological opening and closing", "Opening (erode, then dilate) removes "
+                  "specks smaller than its disk; closing (dilate, then erode) fills small holes "
+                  "and gaps."),
+    GlossaryEntry("NIfTI", "A research file format for 3D scans such as MRI volumes (.nii or "
+                  ".nii.gz), with the voxel size in its header."),
+    GlossaryEntry("Optimiser", "The rule that turns gradients into weight updates, e.g. plain "
+                  "gradient descent or Adam."),
+    GlossaryEntry("Otsu's method", "Chooses a threshold without any labels: the cut that best "
+                  "splits a histogram (here of the predicted probabilities) into two groups."),
+    GlossaryEntry("Out-of-distribution (OOD)", "An input unlike the training images (another "
+                  "modality, scanner or kind of picture); predictions on it cannot be trusted."),
+    GlossaryEntry("Overfitting", "The model fits the training images, noise included, and does "
+                  "worse on new ones."),
+    GlossaryEntry("Padding", "Adding a border (zeros, or copies of the edge pixels) to reach a "
+                  "required size without stretching the image."),
+    GlossaryEntry("Parameters", "The weights and biases a network learns; their number is a rough "
+                  "measure of model size."),
+    GlossaryEntry("Patch-based training", "Training on smaller crops (patches) of large images or "
+                  "volumes, so they fit in memory and give more samples; prediction then covers "
+                  "the image patch by patch."),
+    GlossaryEntry("Pixel accuracy", "Share of all pixels, background included, that are labelled "
+                  "correctly; misleading when the target is small."),
+    GlossaryEntry("Precision", "Share of predicted foreground pixels that are truly foreground: "
+                  "TP / (TP + FP)."),
+    GlossaryEntry("Quantisation", "Storing weights and computing with fewer bits (e.g. 8-bit "
+                  "integers instead of 32-bit floats) for a smaller, faster model at a small "
+                  "cost in accuracy."),
+    GlossaryEntry("Receptive field", "The patch of the input that can influence one output value; "
+                  "grows with every convolution and pooling."),
+    GlossaryEntry("Recall (sensitivity)", "Share of true foreground pixels that were found: TP / "
+                  "(TP + FN)."),
+    GlossaryEntry("ReduceLROnPlateau", "A Keras callback that lowers the learning rate (e.g. "
+                  "halves it) when the watched validation loss has not improved for a few "
+                  "epochs."),
+    GlossaryEntry("Regularisation", "Anything that discourages memorising the training set: "
+                  "weight penalties, dropout, augmentation, early stopping."),
     GlossaryEntry("ReLU", "max(0, x): the default activation in U-Net's convolutions."),
+    GlossaryEntry("Residual block", "A block whose input is added to its output through a "
+                  "shortcut, so the block learns a correction; helps deep networks train."),
+    GlossaryEntry("ROC curve and AUC", "The ROC curve plots recall against the false-positive "
+                  "rate for every threshold; the area under it (AUC) is 1 for a perfect ranking "
+                  "and 0.5 for guessing. A huge easy background makes it look good too easily."),
+    GlossaryEntry("Segmentation", "Labelling an image pixel by pixel; the result is a mask that "
+                  "shows where each structure is."),
     GlossaryEntry("Semantic segmentation", "Giving every pixel a class label."),
     GlossaryEntry("Sigmoid", "Squashes a number into (0, 1); used for one-class masks."),
-    GlossaryEntry("Skip connection", "Passes an encoder feature map across the U to the "
-                  "decoder level of the same size, restoring fine detail."),
-    GlossaryEntry("Softmax", "Turns one score per class into probabilities that sum to 1; "
-                  "used for multi-class masks."),
-    GlossaryEntry("Test set", "Data kept aside and used once, at the end, for an honest "
-                  "estimate of performance."),
-    GlossaryEntry("Transfer learning", "Starting from weights learned on another, larger "
-                  "dataset (e.g. ImageNet) and fine-tuning them."),
-    GlossaryEntry("Transposed convolution", "A learned upsampling layer; with kernel 2 and "
-                  "stride 2 it doubles height and width."),
-    GlossaryEntry("Tversky loss", "A Dice-like loss with separate weights for false positives "
-                  "and false negatives."),
-    GlossaryEntry("Underfitting", "The model is too weak or trained too briefly to fit even "
-                  "the training images."),
+    GlossaryEntry("Skip connection", "Passes an encoder feature map across the U to the decoder "
+                  "level of the same size, restoring fine detail."),
+    GlossaryEntry("Softmax", "Turns one score per class into probabilities that sum to 1; used "
+                  "for multi-class masks."),
+    GlossaryEntry("Speckle", "The grainy texture of ultrasound images; it multiplies the "
+                  "brightness rather than adding to it."),
+    GlossaryEntry("Test set", "Data kept aside and used once, at the end, for an honest estimate "
+                  "of performance."),
+    GlossaryEntry("Threshold", "The probability at or above which a pixel counts as foreground "
+                  "(0.5 unless chosen otherwise)."),
+    GlossaryEntry("TP, FP, FN, TN", "True positive: foreground found. False positive: background "
+                  "marked as foreground. False negative: foreground missed. True negative: "
+                  "background left alone."),
+    GlossaryEntry("Transfer learning", "Starting from weights learned on another, larger dataset "
+                  "(e.g. ImageNet) and fine-tuning them."),
+    GlossaryEntry("Transposed convolution", "A learned upsampling layer; with kernel 2 and stride "
+                  "2 it doubles height and width."),
+    GlossaryEntry("TTA (test-time augmentation)", "Predicting on flipped copies of an image, "
+                  "flipping the results back and averaging them; gives a steadier mask and shows "
+                  "where the copies disagree."),
+    GlossaryEntry("Tversky loss", "A Dice-like loss with separate weights for false positives and "
+                  "false negatives."),
+    GlossaryEntry("U-Net", "An encoder-decoder CNN with skip connections, drawn as a U, that "
+                  "outputs a mask the size of its input; introduced in 2015 for cell images."),
+    GlossaryEntry("U-Net++", "A U-Net whose skip connections become nested, densely connected "
+                  "decoder paths; sometimes more accurate, clearly more costly."),
+    GlossaryEntry("Underfitting", "The model is too weak or trained too briefly to fit even the "
+                  "training images."),
+    GlossaryEntry("Upsampling", "Enlarging a feature map, by a transposed convolution or by a "
+                  "fixed resize followed by a convolution."),
     GlossaryEntry("Validation set", "Data used during development to tune settings and decide "
                   "when to stop, never for weight updates."),
-    GlossaryEntry("Weight decay", "A penalty on large weights (L2) added to the loss to "
-                  "reduce overfitting."),
-    GlossaryEntry("Z-score", "Subtract the mean and divide by the standard deviation; the "
-                  "usual normalisation for MRI."),
+    GlossaryEntry("Weight decay", "Shrinking every weight by a small fraction at each update; for "
+                  "plain gradient descent the same as an L2 penalty (with Adam, AdamW applies it "
+                  "separately). L1 is a different penalty, not weight decay."),
+    GlossaryEntry("Z-score", "Subtract the mean and divide by the standard deviation; the usual "
+                  "normalisation for MRI."),
 )
 
 
@@ -567,12 +787,6 @@ QUIZ: tuple[QuizQuestion, ...] = (
        ["MRI", "Ultrasound", "CT", "Fluorescence microscopy"],
        2, "CT values are calibrated (water 0, air about -1000). MRI intensities depend on the "
           "scanner and sequence, and ultrasound on gain settings."),
-    _q("ct-window", "guide-3", "CT windowing",
-       "A soft-tissue window has level 40 and width 400. Which Hounsfield range is kept "
-       "before rescaling to [0, 1]?",
-       ["0 to 400", "-160 to 240", "-400 to 400", "40 to 440"],
-       1, "The window is centred on the level: 40 - 200 = -160 and 40 + 200 = 240. Everything "
-          "below is clipped to 0, everything above to 1."),
     _q("mri-zscore", "guide-3", "MRI normalisation",
        "Why is MRI usually z-score normalised per image or volume instead of divided by 255?",
        ["MRI files are always 8-bit",
@@ -581,43 +795,27 @@ QUIZ: tuple[QuizQuestion, ...] = (
         "Dividing by 255 is not allowed for medical images"],
        1, "Subtracting the mean and dividing by the standard deviation puts every scan on a "
           "comparable scale whatever the machine produced."),
-    _q("leakage", "guide-3", "data splitting and leakage",
-       "Slices from each patient's scan are shuffled and split randomly into training and "
-       "test sets. What is wrong?",
-       ["Nothing, random splits are always fair",
-        "Neighbouring, near-identical slices of one patient end up on both sides, so the test "
-        "score is inflated",
-        "The test set becomes too small",
-        "Shuffling changes the masks"],
-       1, "Split by subject (or, for a single subject, by blocks of slices) so the test set "
-          "really contains unseen anatomy."),
     # Chapter 4
     _q("transpose-size", "guide-4", "transposed convolution",
        "What does Conv2DTranspose(64, 2, strides=2, padding=\"same\") do to a 16x16 map?",
        ["Keeps it 16x16", "Makes it 8x8", "Makes it 32x32", "Makes it 18x18"],
        2, "Kernel 2 with stride 2 doubles height and width: the learned counterpart of 2x2 "
           "pooling."),
-    _q("ch4-bottleneck", "guide-4", "chapter 4 model",
-       "The chapter 4 build_unet takes 256x256x1 and pools four times. What is the bottleneck?",
+    _q("ch4-bottleneck", "guide-4", "the textbook's chapter 4 model",
+       "The textbook's chapter 4 model (build_unet) takes 256x256x1, starts with 64 filters and "
+       "pools four times. What is the bottleneck?",
        ["16x16 with 1024 filters", "32x32 with 512 filters", "8x8 with 2048 filters",
         "64x64 with 256 filters"],
        0, "256 / 2**4 = 16, and the filters double from 64 to 1024. The model has about 31 "
           "million parameters."),
     _q("dice-smooth", "guide-4", "Dice loss",
-       "Why does the dice_loss in the guide add a tiny 'smooth' constant?",
+       "Why does the textbook's dice_loss add a tiny 'smooth' constant?",
        ["To make training faster",
         "To avoid 0/0 when both the mask and the prediction are empty",
         "To turn Dice into IoU",
         "To weight the background class"],
        1, "With no foreground in either mask the Dice fraction would be 0/0. The constant makes "
           "it defined (and equal to 1 for two empty masks)."),
-    _q("checkerboard", "guide-4", "upsampling choice",
-       "Which upsampling is more prone to checkerboard artefacts?",
-       ["Transposed convolution", "UpSampling2D followed by a convolution",
-        "Max pooling", "Bilinear resizing alone"],
-       0, "When the kernel size is not a multiple of the stride, some output pixels receive "
-          "more kernel contributions than their neighbours and a grid pattern appears; "
-          "resize-then-convolve avoids that by construction."),
     # Chapter 5
     _q("accuracy-trap", "guide-5", "pixel accuracy",
        "A lesion covers 2 % of an image. The model predicts 'background' everywhere. What are "
@@ -640,14 +838,14 @@ QUIZ: tuple[QuizQuestion, ...] = (
           "restore_best_weights=True) keeps the epoch-10 weights; augmentation and dropout "
           "delay the turn."),
     _q("image-only-aug", "guide-5", "augmentation pitfall",
-       "The chapter 5 snippet flips and rotates the image but returns the original mask. "
-       "What goes wrong?",
+       "The textbook's chapter 5 augmentation example flips and rotates the image but returns "
+       "the original mask. What goes wrong?",
        ["Nothing, masks need not be augmented",
         "Training becomes slower",
         "The mask no longer lines up with the image, so the model learns from wrong labels",
         "The mask turns into probabilities"],
-       2, "Geometric transforms must use the same random parameters on both. The guide itself "
-          "notes this; the Augment page lets you see the misalignment."),
+       2, "Geometric transforms must use the same random parameters on both; the textbook "
+          "itself warns about this elsewhere. The Augment page lets you see the misalignment."),
     _q("plateau", "guide-5", "learning-rate schedule",
        "A ReduceLROnPlateau callback watches val_loss with factor 0.5 and patience 3. What "
        "does it do?",
@@ -657,22 +855,17 @@ QUIZ: tuple[QuizQuestion, ...] = (
         "Restores the best weights"],
        0, "Smaller steps often let the model settle into a better minimum once progress "
           "stalls."),
-    _q("generalized-dice", "guide-5", "class imbalance",
-       "In a multi-class task one class covers a tiny area. Which loss gives it weight in "
-       "proportion to how rare it is?",
-       ["Plain categorical cross-entropy", "Generalised Dice loss",
-        "Mean squared error", "Pixel accuracy"],
-       1, "Generalised Dice weights each class by the inverse of its squared size, so small "
-          "classes are not drowned out."),
     # Chapter 6
     _q("l1-l2", "guide-6", "regularisation",
        "How do L1 and L2 weight penalties differ?",
-       ["L1 pushes many weights to exactly zero; L2 shrinks all weights smoothly",
+       ["L1 pulls every weight towards zero by the same amount, so many become tiny; L2 pulls "
+        "harder on large weights and shrinks all of them smoothly",
         "L2 pushes weights to zero; L1 makes them larger",
         "They are the same",
         "L1 works only on biases"],
-       0, "L1 gives sparse weights; L2 (weight decay) keeps them small without zeroing them. "
-          "In Keras: kernel_regularizer=regularizers.l2(1e-3)."),
+       0, "L1 favours sparse weights, though with Adam they hover near zero rather than "
+          "reaching it exactly; L2 keeps them small without zeroing them. In Keras: "
+          "kernel_regularizer=regularizers.l2(1e-3)."),
     _q("dropout-inference", "guide-6", "dropout",
        "What does a Dropout(0.5) layer do when the trained model predicts a new image?",
        ["Drops half of the units at random",
@@ -707,9 +900,10 @@ QUIZ: tuple[QuizQuestion, ...] = (
         "It counts true negatives",
         "It only works in 3D"],
        0, "Two masks can have similar Dice but very different borders. HD95 takes the 95th "
-          "percentile of boundary distances, so one stray pixel does not dominate."),
+          "percentile of boundary distances, so one stray pixel does not dominate. It is empty "
+          "(NaN) when exactly one mask is empty, and such images drop out of the mean."),
     _q("brats", "guide-7", "brain tumour project",
-       "What does the BraTS dataset used in chapter 7 provide?",
+       "What does the BraTS dataset, used in the textbook's chapter 7 example, provide?",
        ["Chest X-rays with diagnoses",
         "Multi-sequence brain MRI (T1, T2, FLAIR, ...) with tumour masks",
         "Retinal photographs with vessel masks",
@@ -722,29 +916,25 @@ QUIZ: tuple[QuizQuestion, ...] = (
         "Histogram equalisation"],
        0, "Opening (erosion then dilation) deletes blobs smaller than the structuring element; "
           "closing fills small holes instead."),
-    _q("tversky", "guide-7", "Tversky loss",
-       "In a Tversky loss, setting the false-negative weight beta above the false-positive "
-       "weight alpha does what?",
-       ["Raises precision at the cost of recall",
-        "Raises recall: missing foreground costs more than over-marking",
-        "Makes it identical to BCE",
-        "Ignores the background"],
-       1, "With alpha = beta = 0.5 it equals Dice. Weighting misses more is useful when "
-          "overlooking a lesion is worse than a false alarm."),
     # Chapter 8
     _q("ch8-params", "guide-8", "chapter 8 model size",
-       "The chapter 8 project model (128x128x1 input, filters 64-128-256, two poolings, "
+       "The textbook's chapter 8 project model (128x128x1 input, filters 64-128-256, two poolings, "
        "transposed convolutions) has how many parameters?",
        ["About 0.5 million", "1,861,697", "31,030,593", "About 120 million"],
        1, "Two levels and a 256-filter bottleneck keep it at about 1.9 million; the four-level "
           "chapter 4 model has about 31 million."),
     _q("ch8-sizes", "guide-8", "valid input sizes",
-       "The chapter 8 model pools twice. Which input sides are valid?",
-       ["Any size", "Multiples of 4", "Multiples of 16", "Only powers of two"],
-       1, "Two poolings need sides divisible by 2**2 = 4: 128 works, and so would 124 or 132."),
+       "The textbook's chapter 8 model pools twice. Which rule describes exactly the input "
+       "sides it accepts?",
+       ["Any side at all",
+        "Every multiple of 4, e.g. 124, 128 or 132",
+        "Only multiples of 16",
+        "Only powers of two"],
+       1, "Two poolings need sides divisible by 2**2 = 4: 128 works, and so do 124 and 132. "
+          "Multiples of 16 and powers of two also work, but they leave out valid sizes."),
     _q("mask-resize", "guide-8", "resizing masks",
-       "Chapter 8 resizes masks with tf.image.resize, which is bilinear by default. What is "
-       "the risk?",
+       "The textbook's chapter 8 project resizes masks with tf.image.resize, which is "
+       "bilinear by default. What is the risk?",
        ["None",
         "Edge pixels get fractional values that are not valid labels; resize masks with "
         "nearest neighbour or re-threshold them",
@@ -753,13 +943,14 @@ QUIZ: tuple[QuizQuestion, ...] = (
        1, "Interpolating between 0 and 1 creates values like 0.4 at borders (and meaningless "
           "in-between class ids for multi-class masks)."),
     _q("threshold", "guide-8", "thresholding",
-       "Why does chapter 8 compare predictions with 0.5 before displaying them?",
+       "Why does the textbook's chapter 8 project compare predictions with 0.5 before "
+       "displaying them?",
        ["The sigmoid gives a probability per pixel; the threshold turns it into a 0/1 mask",
         "To normalise the image",
         "To compute the loss",
         "Keras requires it"],
-       0, "0.5 is a default; a threshold tuned on validation data can trade precision for "
-          "recall."),
+       0, "0.5 is a default; a threshold chosen on the validation split can trade precision "
+          "for recall."),
     # Chapter 9
     _q("attention", "guide-9", "Attention U-Net",
        "Where do the attention gates of an Attention U-Net sit?",
@@ -787,7 +978,7 @@ QUIZ: tuple[QuizQuestion, ...] = (
           "and memory."),
     _q("speed", "guide-9", "making it fast",
        "You need real-time inference on a small device. Which choice fits best?",
-       ["U-Net++ with deep supervision",
+       ["An Attention U-Net with twice the filters",
         "A lightweight U-Net (depthwise separable convolutions, fewer filters), possibly "
         "quantised",
         "A 3D U-Net",
@@ -804,12 +995,90 @@ QUIZ: tuple[QuizQuestion, ...] = (
           "from vanishing."),
     # Chapter 10
     _q("beyond-accuracy", "guide-10", "evaluation summary",
-       "Which set of measures does the guide's summary recommend for judging segmentation?",
+       "Which set of measures does the textbook's summary recommend for judging "
+       "segmentation?",
        ["Pixel accuracy alone", "Dice, IoU and Hausdorff distance",
         "Training loss only", "Number of parameters"],
        1, "Overlap (Dice, IoU) plus a boundary distance give a fuller picture; accuracy is "
           "misleading under class imbalance."),
-    _q("domain-shift", "guide-10", "clinical caveats",
+    _q("tools", "guide-10", "tools",
+       "Which libraries does the textbook suggest for medical image formats and pipelines?",
+       ["MONAI, SimpleITK and NiBabel", "Pandas only", "Flask and Django",
+        "OpenGL and Vulkan"],
+       0, "NiBabel and SimpleITK read NIfTI and friends; MONAI offers medical transforms, "
+          "networks and losses."),
+    # Notebook
+    _q("nb-upsampling", "notebook", "notebook decoder",
+       "How does the companion notebook's unet() upsample in the decoder?",
+       ["Conv2DTranspose with stride 2",
+        "UpSampling2D followed by a 2x2 convolution with ReLU",
+        "Max pooling",
+        "It does not upsample"],
+       1, "A fixed 2x resize then a learned 2x2 convolution; the textbook's models use "
+          "transposed convolutions instead."),
+    _q("nb-channels", "notebook", "input channels",
+       "The companion notebook calls unet(input_shape=(256, 256, 3)). What does the 3 mean?",
+       ["Three classes", "Three colour channels (RGB)", "Depth 3", "Batch size 3"],
+       1, "The last number is the channel count; a grey CT or MRI slice would use 1."),
+    _q("nb-he-normal", "notebook", "weight initialisation",
+       "The companion notebook's convolutions use kernel_initializer='he_normal'. Why that one?",
+       ["It is designed for ReLU layers and keeps activations from shrinking or exploding",
+        "It makes training deterministic",
+        "It is required for sigmoid outputs",
+        "It loads pretrained weights"],
+       0, "He initialisation scales the random weights for ReLU's halved activations, so deep "
+          "stacks start in a trainable range."),
+    _q("nb-cons", "notebook", "limitations",
+       "Which of these is a drawback of U-Net named in the companion notebook?",
+       ["It cannot be trained with few images",
+        "High memory use for large images or deep networks",
+        "It only works on satellite images",
+        "It has no skip connections"],
+       1, "Full-resolution feature maps and skip copies take a lot of memory; the companion "
+          "notebook also lists boundary artefacts and limited long-range context."),
+    # Beyond the textbook
+    _q("ct-window", "beyond", "CT windowing",
+       "The soft tissue / abdomen CT window has level 40 and width 400 (L40 W400). Which "
+       "Hounsfield range is kept before rescaling to [0, 1]?",
+       ["0 to 400", "-160 to 240", "-400 to 400", "40 to 440"],
+       1, "The window is centred on the level: 40 - 200 = -160 and 40 + 200 = 240. Everything "
+          "below is clipped to 0, everything above to 1."),
+    _q("leakage", "beyond", "data splitting and leakage",
+       "Slices from each patient's scan are shuffled and split randomly into training and "
+       "test sets. What is wrong?",
+       ["Nothing, random splits are always fair",
+        "Neighbouring, near-identical slices of one patient end up on both sides, so the test "
+        "score is inflated",
+        "The test set becomes too small",
+        "Shuffling changes the masks"],
+       1, "Split by subject (or, for a single subject, by blocks of slices) so the test set "
+          "really contains unseen anatomy."),
+    _q("checkerboard", "beyond", "upsampling choice",
+       "Which upsampling is more prone to checkerboard artefacts?",
+       ["Transposed convolution", "UpSampling2D followed by a convolution",
+        "Max pooling", "Bilinear resizing alone"],
+       0, "When the kernel size is not a multiple of the stride, some output pixels receive "
+          "more kernel contributions than their neighbours and a grid pattern appears; "
+          "resize-then-convolve avoids that by construction."),
+    _q("generalized-dice", "beyond", "class imbalance",
+       "In a multi-class task one class covers a tiny area. Which loss weights every class by "
+       "the inverse of its squared size, so that the rare class is not drowned out?",
+       ["Plain categorical cross-entropy, where every pixel counts the same",
+        "Generalised Dice loss",
+        "Mean squared error between probabilities and labels",
+        "Binary cross-entropy on the background channel only"],
+       1, "Generalised Dice (Sudre et al., 2017) gives each class a weight of 1 / size**2; the "
+          "other three let the large classes dominate or ignore the rare one altogether."),
+    _q("tversky", "beyond", "Tversky loss",
+       "In a Tversky loss, setting the false-negative weight beta above the false-positive "
+       "weight alpha does what?",
+       ["Raises precision at the cost of recall",
+        "Raises recall: missing foreground costs more than over-marking",
+        "Makes it identical to BCE",
+        "Ignores the background"],
+       1, "With alpha = beta = 0.5 it equals Dice. Weighting misses more is useful when "
+          "overlooking a lesion is worse than a false alarm."),
+    _q("domain-shift", "beyond", "clinical caveats",
        "A model scores Dice 0.9 on held-out slices from one hospital's scanner. What can you "
        "conclude about use in another hospital?",
        ["It will also score 0.9",
@@ -819,41 +1088,6 @@ QUIZ: tuple[QuizQuestion, ...] = (
         "It will score higher there"],
        1, "Performance often drops under domain shift. Clinical use needs external and "
           "prospective validation, regulatory approval and a human in the loop."),
-    _q("tools", "guide-10", "tools",
-       "Which libraries does the guide suggest for medical image formats and pipelines?",
-       ["MONAI, SimpleITK and NiBabel", "Pandas only", "Flask and Django",
-        "OpenGL and Vulkan"],
-       0, "NiBabel and SimpleITK read NIfTI and friends; MONAI offers medical transforms, "
-          "networks and losses."),
-    # Notebook
-    _q("nb-upsampling", "notebook", "notebook decoder",
-       "How does the notebook's unet() upsample in the decoder?",
-       ["Conv2DTranspose with stride 2",
-        "UpSampling2D followed by a 2x2 convolution with ReLU",
-        "Max pooling",
-        "It does not upsample"],
-       1, "A fixed 2x resize then a learned 2x2 convolution; the guide's models use transposed "
-          "convolutions instead."),
-    _q("nb-channels", "notebook", "input channels",
-       "The notebook calls unet(input_shape=(256, 256, 3)). What does the 3 mean?",
-       ["Three classes", "Three colour channels (RGB)", "Depth 3", "Batch size 3"],
-       1, "The last number is the channel count; a grey CT or MRI slice would use 1."),
-    _q("nb-he-normal", "notebook", "weight initialisation",
-       "The notebook's convolutions use kernel_initializer='he_normal'. Why that one?",
-       ["It is designed for ReLU layers and keeps activations from shrinking or exploding",
-        "It makes training deterministic",
-        "It is required for sigmoid outputs",
-        "It loads pretrained weights"],
-       0, "He initialisation scales the random weights for ReLU's halved activations, so deep "
-          "stacks start in a trainable range."),
-    _q("nb-cons", "notebook", "limitations",
-       "Which of these is a drawback of U-Net named in the notebook?",
-       ["It cannot be trained with few images",
-        "High memory use for large images or deep networks",
-        "It only works on satellite images",
-        "It has no skip connections"],
-       1, "Full-resolution feature maps and skip copies take a lot of memory; the notebook "
-          "also lists boundary artefacts and limited long-range context."),
 )
 
 

@@ -41,7 +41,7 @@ SEED_MODELS: dict[str, tuple[UNetConfig, str]] = {
             input_height=256, input_width=256, input_channels=1, depth=4,
             upsampling="transpose", kernel_initializer="glorot_uniform", **_SEED_COMMON,
         ),
-        "Guide chapter 4: 256x256 grey input, filters 64 to 1024 over four poolings, "
+        "Textbook chapter 4: 256x256 grey input, filters 64 to 1024 over four poolings, "
         "2x2 transposed convolutions for up-sampling.",
     ),
     "chapter8": (
@@ -49,7 +49,7 @@ SEED_MODELS: dict[str, tuple[UNetConfig, str]] = {
             input_height=128, input_width=128, input_channels=1, depth=2,
             upsampling="transpose", kernel_initializer="glorot_uniform", **_SEED_COMMON,
         ),
-        "Guide chapter 8 full project: 128x128 grey input, filters 64-128-256 over two "
+        "Textbook chapter 8 full project: 128x128 grey input, filters 64-128-256 over two "
         "poolings, transposed convolutions, no batch norm.",
     ),
     "notebook": (
@@ -58,7 +58,7 @@ SEED_MODELS: dict[str, tuple[UNetConfig, str]] = {
             upsampling="upsample_conv", interpolation="nearest",
             kernel_initializer="he_normal", **_SEED_COMMON,
         ),
-        "Notebook unet(): 256x256 RGB input, filters 64 to 1024, UpSampling2D (nearest, the "
+        "Companion notebook's unet(): 256x256 RGB input, filters 64 to 1024, UpSampling2D (nearest, the "
         "Keras default) followed by a 2x2 ReLU convolution, He-normal initialisation.",
     ),
 }

@@ -100,8 +100,11 @@ PHOTOMETRIC_CONTROLS: tuple[tuple[str, tuple[tuple[str, str, float, float, float
     ("CLAHE", (
         ("clahe_p", "CLAHE probability", 0.0, 1.0, 0.05,
          "Local contrast equalisation, as some viewers and pipelines apply it."),
-        ("clahe_clip", "CLAHE clip limit", 1.0, 8.0, 0.5,
-         "Higher gives stronger local contrast (and more amplified noise)."),
+        ("clahe_clip", "CLAHE clip limit max (OpenCV scale, 1-8)", 1.0, 8.0, 0.5,
+         "OpenCV/albumentations scale: a multiple of a tile's average histogram height; 1 "
+         "changes little, 2-4 is usual. Each image draws a limit between 1 and this value. "
+         "Higher gives stronger local contrast (and more amplified noise). Not the Data page's "
+         "scikit-image 0-1 scale."),
     )),
     ("Blur", (
         ("blur_p", "Blur probability", 0.0, 1.0, 0.05,
@@ -226,7 +229,7 @@ def gallery_ui(cfg: AugmentConfig) -> None:
                   help="Back to a mild default pipeline.")
     image_only = st.toggle(
         "Show the pitfall: augment the image only", key=PREFIX + "image_only",
-        help="The seed guide's simple example transforms the image and returns the old mask. "
+        help="The textbook's simple example transforms the image and returns the old mask. "
              "Turn this on to see the red outline drift off the structure.")
     result = gallery_image(cfg.to_json(), dataset, int(index), bool(image_only))
     left, right = st.columns([1, 3])

@@ -108,7 +108,8 @@ def controls_ui() -> UNetConfig:
                  "inputs and more weights.")
         values["base_filters"] = st.select_slider(
             "Base filters", FILTER_CHOICES, key=_key("base_filters"),
-            help="Filters at the top level; the seeds use 64, a CPU is happier with 8-16.")
+            help="Filters at the top level; the textbook's models use 64, a CPU is happier "
+                 "with 8-16.")
         values["filter_growth"] = st.slider(
             "Filter growth per level", 1.0, 4.0, step=0.5, key=_key("filter_growth"),
             help="2 doubles the filters at each level, as in the original U-Net.")
@@ -117,7 +118,7 @@ def controls_ui() -> UNetConfig:
             help="3x3 is standard: two 3x3 convolutions see as far as one 5x5 with fewer weights.")
         values["convs_per_block"] = st.slider(
             "Convolutions per block", 1, 4, key=_key("convs_per_block"),
-            help="Two in every seed model; more adds depth within a level.")
+            help="Two in each of the textbook's models; more adds depth within a level.")
         values["activation"] = st.selectbox(
             "Activation", ACTIVATIONS, key=_key("activation"),
             help="ReLU is the default; leaky ReLU/ELU/GELU keep small gradients for negatives.")
@@ -135,7 +136,8 @@ def controls_ui() -> UNetConfig:
     with extras:
         values["normalization"] = st.selectbox(
             "Normalisation", NORMALIZATIONS, key=_key("normalization"),
-            help="Batch norm speeds up training; with tiny batches use group or instance norm.")
+            help="Batch norm speeds up training, but with small batches or short runs it can "
+                 "open a big train/validation gap; then use group or instance norm.")
         values["dropout_rate"] = st.slider(
             "Dropout rate", 0.0, 0.9, step=0.05, key=_key("dropout_rate"),
             help="Randomly silences features while training: a cure for overfitting.")
@@ -144,15 +146,18 @@ def controls_ui() -> UNetConfig:
             disabled=values["dropout_rate"] == 0,
             help="Bottleneck only (mild), the decoder, or every block (strong).")
         values["l1"] = st.select_slider(
-            "L1 weight decay", DECAY_CHOICES, key=_key("l1"),
-            help="Pushes weights to exactly zero (sparse); rarely used for U-Nets.")
+            "L1 penalty", DECAY_CHOICES, key=_key("l1"),
+            help="Adds the absolute weights to the loss and pulls them towards zero; with Adam "
+                 "they get small but rarely exactly zero. Not weight decay; rarely used for "
+                 "U-Nets.")
         values["l2"] = st.select_slider(
-            "L2 weight decay", DECAY_CHOICES, key=_key("l2"),
+            "L2 penalty (weight decay)", DECAY_CHOICES, key=_key("l2"),
             help="Keeps weights small: a gentle cure for overfitting.")
         values["deep_supervision"] = st.toggle(
             "Deep supervision (U-Net++)", key=_key("deep_supervision"),
             disabled=variant != "unetpp",
-            help="Average the outputs of all nested decoders: better gradients, option to prune.")
+            help="Average the outputs of all nested decoders under one loss: more direct "
+                 "feedback for the shallow decoders. (No pruning of decoders is offered.)")
         values["backbone"] = st.selectbox(
             "Backbone (pretrained)", BACKBONES, key=_key("backbone"),
             disabled=variant != "pretrained", on_change=_on_backbone_change,
@@ -274,7 +279,7 @@ def stats_ui(cfg: UNetConfig, batch_size: int) -> dict[str, Any] | None:
 
 
 def compare_seeds_ui(cfg: UNetConfig, stats: dict[str, Any] | None) -> None:
-    """Table comparing the designed model with the three seed models, and buttons to load them."""
+    """Table comparing the designed model with the textbook's three example models, and buttons."""
     from unet_demo.models.seeds import SEED_MODELS, SEED_PARAM_COUNTS
 
     rows = []
@@ -287,7 +292,7 @@ def compare_seeds_ui(cfg: UNetConfig, stats: dict[str, Any] | None) -> None:
             "up-sampling": seed_cfg.upsampling,
             "normalisation": seed_cfg.normalization,
             "parameters": SEED_PARAM_COUNTS[name],
-            "yours / seed": (f"{stats['params'] / SEED_PARAM_COUNTS[name]:.3f}x" if stats else "-"),
+            "yours / that model": (f"{stats['params'] / SEED_PARAM_COUNTS[name]:.3f}x" if stats else "-"),
             "what it is": description,
         })
     rows.append({
@@ -298,7 +303,7 @@ def compare_seeds_ui(cfg: UNetConfig, stats: dict[str, Any] | None) -> None:
         "up-sampling": cfg.upsampling,
         "normalisation": cfg.normalization,
         "parameters": stats["params"] if stats else None,
-        "yours / seed": "1.000x" if stats else "-",
+        "yours / that model": "1.000x" if stats else "-",
         "what it is": f"{cfg.variant} U-Net designed on this page",
     })
     st.dataframe(rows, hide_index=True, width="stretch",
@@ -307,7 +312,7 @@ def compare_seeds_ui(cfg: UNetConfig, stats: dict[str, Any] | None) -> None:
     for column, (name, (seed_cfg, _)) in zip(buttons, SEED_MODELS.items(), strict=True):
         column.button(f"Load {name} into the builder", key=PREFIX + f"load_{name}",
                       on_click=_load_config, args=(seed_cfg,), width="stretch",
-                      help="Copies the seed model's settings into the widgets above.")
+                      help="Copies that model's settings into the widgets above.")
 
 
 def build_page() -> None:
@@ -337,9 +342,9 @@ def build_page() -> None:
             set_unet_config(cfg)
             stats = stats_ui(cfg, int(batch_size))
             results_ui(cfg, stats)
-    st.subheader("Compare with the seed models")
-    st.caption("The three U-Nets written out in the course material. Parameter counts are "
-               "those of the seed code under Keras 3.")
+    st.subheader("Compare with the textbook's models")
+    st.caption("The three U-Nets written out in full in the textbook (chapters 4 and 8) and "
+               "its companion notebook. Parameter counts are those of their code under Keras 3.")
     compare_seeds_ui(cfg, stats)
 
 

@@ -36,7 +36,9 @@ NORMALISATION_HELP = {
               "brightness and contrast (values around 0, not bounded).",
     "symmetric": "Min-max to [-1, 1]: what some pretrained encoders expect.",
     "ct_window": "Keep only a band of intensities (centre ± width/2) and stretch it to [0, 1]: "
-                 "how radiologists look at soft tissue or bone in CT.",
+                 "how radiologists look at soft tissue or bone in CT. In CT the band is set in "
+                 "Hounsfield units (e.g. L40 W400); these images are MRI or microscopy already "
+                 "scaled to [0, 1], so centre and width here are fractions of that range.",
 }
 
 
@@ -164,8 +166,10 @@ def preprocessing_section(name: str, split: str) -> None:
                               help="How wide the band is: narrow = more contrast, less range.")
     with controls[1]:
         height = st.select_slider("Target height", [64, 96, 128, 160, 192, 256], 128,
-                                  key=PREFIX + "height", help="Networks need one fixed size; "
-                                  "the image is scaled to fit and padded, never stretched.")
+                                  key=PREFIX + "height", help="A U-Net takes any size that "
+                                  "is a multiple of 2**depth, but all images in a batch must "
+                                  "share one; the image is scaled to fit and padded, never "
+                                  "stretched.")
         target_width = st.select_slider("Target width", [64, 96, 128, 160, 192, 256], 192,
                                         key=PREFIX + "target_width",
                                         help="A size with another aspect ratio shows the padding.")
@@ -174,12 +178,17 @@ def preprocessing_section(name: str, split: str) -> None:
     with controls[2]:
         clahe = st.toggle("CLAHE", key=PREFIX + "clahe", help="Local histogram equalisation: "
                           "lifts contrast in dark and bright regions separately.")
-        clip = st.slider("CLAHE clip limit", 0.005, 0.1, 0.02, 0.005, key=PREFIX + "clip",
-                         disabled=not clahe, help="Higher = stronger contrast, more noise.")
+        clip = st.slider("CLAHE clip limit (0-1 scale)", 0.005, 0.1, 0.02, 0.005,
+                         key=PREFIX + "clip", disabled=not clahe,
+                         help="scikit-image's scale: the largest share of a tile's pixels one "
+                              "grey level may hold before its excess is spread out (0.02 = 2 %). "
+                              "Higher = stronger contrast, more noise. Not the Augment page's "
+                              "OpenCV scale (about 1-4).")
     with controls[3]:
         method = st.selectbox("Denoise", ("off", *preprocess.DENOISE_METHODS),
                               key=PREFIX + "denoise", help="tv keeps edges, median removes "
-                              "speckle dots, gaussian blurs everything.")
+                              "salt-and-pepper dots (isolated black or white pixels, not "
+                              "ultrasound speckle), gaussian blurs everything.")
         strength = st.slider("Denoise strength", 0.05, 1.0, 0.15, 0.05, key=PREFIX + "strength",
                              disabled=method == "off", help="Too strong erases small structures.")
     try:

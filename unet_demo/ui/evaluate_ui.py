@@ -186,7 +186,8 @@ def postprocess_controls(key: str) -> list[str]:
     if cols[3].checkbox("Remove small", key=f"{key}.small", help="drop blobs up to N pixels"):
         ops.append(f"remove_small:{cols[3].number_input('N', 1, 5000, 20, key=f'{key}.small_n')}")
     if cols[4].checkbox("Largest blob", key=f"{key}.largest",
-                        help="keep only the largest connected component of each class"):
+                        help="keep only the largest connected component of each class; "
+                             "this also deletes real extra lesions and all nuclei but one"):
         ops.append("largest_component")
     return ops
 
@@ -284,7 +285,9 @@ def _render_results(data: dict[str, Any], handle, info) -> None:
         st.dataframe(table, width="stretch", hide_index=True,
                      column_config={"index": None})
         st.plotly_chart(dice_distribution_figure(result.rows), width="stretch")
-        st.caption("HD95 and ASD are in pixels; empty when a mask or prediction is empty.")
+        st.caption("HD95 and ASD are in pixels. They are empty (NaN) when exactly one of mask "
+                   "and prediction is empty (nothing to measure to), and those images drop "
+                   "out of their mean; 0 when both are empty.")
     with tabs[1]:
         metric = st.selectbox("Worst cases by", ["dice", "iou", "hd95", "recall", "precision"],
                               key="evaluate.worst_metric")

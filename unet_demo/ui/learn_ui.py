@@ -85,7 +85,7 @@ def concepts_ui() -> None:
         with st.expander(f"{number}. {section.title}"):
             st.markdown(section.body)
             sources = "; ".join(learn.CHAPTERS[key] for key in section.chapters)
-            st.caption(f"From the seeds: {sources}")
+            st.caption(f"Background reading: {sources}")
             try_it_link(section.try_it, section.try_it_label)
 
 
