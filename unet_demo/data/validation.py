@@ -496,8 +496,9 @@ def open_pillow_checked(data: bytes, name: str, kind: str, limits: Limits | None
         limits: budgets (defaults to the module constants).
 
     Example:
-        >>> image = open_pillow_checked(png_bytes, "a.png", "png")  # doctest: +SKIP
-        >>> image.size  # doctest: +SKIP
+        >>> from PIL import Image
+        >>> buffer = io.BytesIO(); Image.new("L", (64, 48)).save(buffer, "PNG")
+        >>> open_pillow_checked(buffer.getvalue(), "a.png", "png").size
         (64, 48)
     """
     from PIL import Image
@@ -558,9 +559,11 @@ def read_dicom_header(data: bytes, name: str, limits: Limits | None = None) -> A
         limits: budgets (defaults to the module constants).
 
     Example:
-        >>> header = read_dicom_header(dicom_bytes, "ct.dcm")  # doctest: +SKIP
-        >>> header.Modality  # doctest: +SKIP
-        'CT'
+        >>> from pathlib import Path
+        >>> from pydicom.data import get_testdata_file
+        >>> header = read_dicom_header(Path(get_testdata_file("CT_small.dcm")).read_bytes(), "ct.dcm")
+        >>> header.Modality, header.Rows, header.Columns
+        ('CT', 128, 128)
     """
     import pydicom
 
@@ -643,9 +646,11 @@ def check_nifti(data: bytes, name: str, limits: Limits | None = None) -> NiftiCh
         limits: budgets (defaults to the module constants).
 
     Example:
-        >>> checked = check_nifti(nii_bytes, "brain.nii.gz")  # doctest: +SKIP
-        >>> checked.shape  # doctest: +SKIP
-        (181, 217, 181)
+        >>> from pathlib import Path
+        >>> from nibabel.testing import data_path
+        >>> checked = check_nifti((Path(data_path) / "example4d.nii.gz").read_bytes(), "4d.nii.gz")
+        >>> checked.shape, checked.dtype, checked.compressed
+        ((128, 96, 24, 2), 'int16', True)
     """
     import nibabel as nib
     import numpy as np
