@@ -305,7 +305,7 @@ def test_batch_norm_is_not_listed_as_an_overfitting_cure():
 
 def test_l1_is_not_weight_decay_and_not_exactly_zero_with_adam():
     fitting = _section("fitting")
-    assert "L1 is not weight decay" in fitting
+    assert "rarely exactly zero; not weight decay" in fitting
     assert "exactly zero" not in _entry("L1 and L2 penalties").replace("rarely exactly", "")
     l1 = next(q for q in learn.QUIZ if q.key == "l1-l2")
     assert "exactly zero" not in l1.correct_option
