@@ -23,13 +23,25 @@ and test and the test score overstates how well the model generalises. Name such
 ``<patient>_<slice>`` and pass ``group_separator="_"`` so all slices of a patient share a split.
 
 Example:
-    >>> report = inspect_zip(open("my_data.zip", "rb").read())  # doctest: +SKIP
-    >>> report.table()[0]  # doctest: +SKIP
-    {'stem': 'case01', 'image': 'images/case01.png', 'mask': 'masks/case01.png',
-     'status': 'ok', 'reason': '', 'detail': ''}
-    >>> dataset_id = save_uploaded_dataset(report)  # doctest: +SKIP
-    >>> load_uploaded_split("upload:" + dataset_id, "train").images.shape  # doctest: +SKIP
-    (14, 128, 128, 1)
+    >>> import io; from PIL import Image
+    >>> from unet_demo.data.sources import load_split
+    >>> nuclei = load_split("nuclei", "test")  # 5 bundled images and masks, zipped as PNGs
+    >>> buffer = io.BytesIO()
+    >>> with zipfile.ZipFile(buffer, "w") as archive:
+    ...     for stem, image, mask in zip(nuclei.ids, nuclei.images, nuclei.masks):
+    ...         for folder, array in (("images", image[..., 0] * 255), ("masks", mask * 255)):
+    ...             png = io.BytesIO(); Image.fromarray(array.astype(np.uint8)).save(png, "PNG")
+    ...             archive.writestr(f"{folder}/{stem}.png", png.getvalue())
+    >>> report = inspect_zip(buffer.getvalue(), name="nuclei.zip", image_size=64)
+    >>> report.summary()
+    '5 pair(s) kept, 0 skipped; 64x64x1, num_classes=1; train/val/test = 3/1/1.'
+    >>> report.table()[0]  # doctest: +NORMALIZE_WHITESPACE
+    {'stem': 'nuclei_r256_c384', 'image': 'images/nuclei_r256_c384.png',
+     'mask': 'masks/nuclei_r256_c384.png', 'status': 'ok', 'reason': '', 'detail': ''}
+    >>> with tempfile.TemporaryDirectory() as runs:
+    ...     dataset_id = save_uploaded_dataset(report, runs)
+    ...     load_uploaded_split("upload:" + dataset_id, "train", runs).images.shape
+    (3, 64, 64, 1)
 """
 
 from __future__ import annotations
@@ -136,8 +148,15 @@ class DatasetUploadReport:
         options: the options that shaped the arrays (size, channels, classes, grouping).
 
     Example:
-        >>> report.num_valid, report.num_skipped  # doctest: +SKIP
-        (20, 2)
+        >>> import io; from PIL import Image
+        >>> png = io.BytesIO(); Image.new("L", (16, 16), 255).save(png, "PNG")
+        >>> buffer = io.BytesIO()
+        >>> with zipfile.ZipFile(buffer, "w") as archive:
+        ...     for member in ("images/a.png", "masks/a.png", "images/b.png"):  # b has no mask
+        ...         archive.writestr(member, png.getvalue())
+        >>> report = inspect_zip(buffer.getvalue(), image_size=16)
+        >>> report.num_valid, report.num_skipped
+        (1, 1)
     """
 
     name: str
@@ -345,9 +364,15 @@ def inspect_zip(
         group_separator: see `deterministic_split`.
 
     Example:
-        >>> report = inspect_zip(zip_bytes, name="nuclei.zip", image_size=64)  # doctest: +SKIP
-        >>> [row["reason"] for row in report.rows if row["status"] == "skipped"]  # doctest: +SKIP
-        ['missing mask']
+        >>> import io; from PIL import Image
+        >>> png = io.BytesIO(); Image.new("L", (16, 16), 255).save(png, "PNG")
+        >>> buffer = io.BytesIO()
+        >>> with zipfile.ZipFile(buffer, "w") as archive:
+        ...     for member in ("images/a.png", "masks/a.png", "images/b.png"):  # b has no mask
+        ...         archive.writestr(member, png.getvalue())
+        >>> report = inspect_zip(buffer.getvalue(), image_size=16)
+        >>> [(row["stem"], row["reason"]) for row in report.rows if row["status"] == "skipped"]
+        [('b', 'missing mask')]
     """
     validation.validate_upload(
         data, name, allowed=validation.ARCHIVE_KINDS,
@@ -555,8 +580,17 @@ def save_uploaded_dataset(
         The dataset id; train on it with ``DataConfig(dataset="upload:<id>")``.
 
     Example:
-        >>> save_uploaded_dataset(report, "runs")  # doctest: +SKIP
-        '3f2a9c0d1e2b4a5c'
+        >>> import io; from PIL import Image
+        >>> png = io.BytesIO(); Image.new("L", (16, 16), 255).save(png, "PNG")
+        >>> buffer = io.BytesIO()
+        >>> with zipfile.ZipFile(buffer, "w") as archive:
+        ...     for member in ("images/a.png", "masks/a.png", "images/b.png"):  # b has no mask
+        ...         archive.writestr(member, png.getvalue())
+        >>> report = inspect_zip(buffer.getvalue(), image_size=16)
+        >>> with tempfile.TemporaryDirectory() as runs:
+        ...     dataset_id = save_uploaded_dataset(report, runs)
+        ...     len(dataset_id), save_uploaded_dataset(report, runs) == dataset_id
+        (16, True)
     """
     dataset_id = dataset_id_for(report)
     uploads = _uploads_root(root) / UPLOADS_DIRNAME
@@ -628,8 +662,17 @@ def load_uploaded_info(dataset_id: str, root: str | os.PathLike[str] | None = No
     """The card (dataset.json) of an uploaded dataset: sizes, classes, split counts, rows.
 
     Example:
-        >>> load_uploaded_info("upload:3f2a9c0d1e2b4a5c")["num_classes"]  # doctest: +SKIP
-        1
+        >>> import io; from PIL import Image
+        >>> png = io.BytesIO(); Image.new("L", (16, 16), 255).save(png, "PNG")
+        >>> buffer = io.BytesIO()
+        >>> with zipfile.ZipFile(buffer, "w") as archive:
+        ...     for member in ("images/a.png", "masks/a.png", "images/b.png"):  # b has no mask
+        ...         archive.writestr(member, png.getvalue())
+        >>> report = inspect_zip(buffer.getvalue(), image_size=16)
+        >>> with tempfile.TemporaryDirectory() as runs:
+        ...     card = load_uploaded_info(save_uploaded_dataset(report, runs), runs)
+        >>> card["num_classes"], card["split_counts"]
+        (1, {'train': 1, 'val': 0, 'test': 0})
     """
     folder = _dataset_dir(dataset_id, root)
     return json.loads((folder / "dataset.json").read_text())
@@ -646,8 +689,17 @@ def load_uploaded_split(
         root: the runs root used when saving (default: `runs_dir()`).
 
     Example:
-        >>> load_uploaded_split("upload:3f2a9c0d1e2b4a5c", "val").masks.dtype  # doctest: +SKIP
-        dtype('uint8')
+        >>> import io; from PIL import Image
+        >>> png = io.BytesIO(); Image.new("L", (16, 16), 255).save(png, "PNG")
+        >>> buffer = io.BytesIO()
+        >>> with zipfile.ZipFile(buffer, "w") as archive:
+        ...     for member in ("images/a.png", "masks/a.png", "images/b.png"):  # b has no mask
+        ...         archive.writestr(member, png.getvalue())
+        >>> report = inspect_zip(buffer.getvalue(), image_size=16)
+        >>> with tempfile.TemporaryDirectory() as runs:
+        ...     train = load_uploaded_split(save_uploaded_dataset(report, runs), "train", runs)
+        >>> train.images.shape, train.masks.dtype, train.ids
+        ((1, 16, 16, 1), dtype('uint8'), ['a'])
     """
     _check_split(split)
     path = _dataset_dir(dataset_id, root) / f"{split}.npz"
@@ -677,8 +729,17 @@ def list_uploaded_datasets(root: str | os.PathLike[str] | None = None) -> list[d
     """Cards of all uploaded datasets under the runs root, newest first.
 
     Example:
-        >>> [card["name"] for card in list_uploaded_datasets()]  # doctest: +SKIP
-        ['upload:3f2a9c0d1e2b4a5c']
+        >>> import io; from PIL import Image
+        >>> png = io.BytesIO(); Image.new("L", (16, 16), 255).save(png, "PNG")
+        >>> buffer = io.BytesIO()
+        >>> with zipfile.ZipFile(buffer, "w") as archive:
+        ...     for member in ("images/a.png", "masks/a.png", "images/b.png"):  # b has no mask
+        ...         archive.writestr(member, png.getvalue())
+        >>> report = inspect_zip(buffer.getvalue(), image_size=16)
+        >>> with tempfile.TemporaryDirectory() as runs:
+        ...     dataset_id = save_uploaded_dataset(report, runs)
+        ...     [card["name"] == "upload:" + dataset_id for card in list_uploaded_datasets(runs)]
+        [True]
     """
     uploads = _uploads_root(root) / UPLOADS_DIRNAME
     if not uploads.is_dir():
