@@ -25,7 +25,9 @@ SHA-256, size, library versions and the caller's provenance record; `verify_prov
 checks a file against its sidecar.
 
 Example:
-    >>> model = load_model_file("models/bundled/nuclei/model.keras")  # doctest: +SKIP
+    >>> from unet_demo.settings import REPO_ROOT
+    >>> load_model_file(REPO_ROOT / "models/bundled/nuclei/model.keras").input_shape
+    (None, 128, 128, 1)
     >>> load_model_file(b"\\x89HDF\\r\\n\\x1a\\n" + bytes(64))
     Traceback (most recent call last):
     ...
@@ -445,9 +447,11 @@ def load_model_file(
         The uncompiled `keras.Model` (``compile=False``; predictions need no optimizer).
 
     Example:
-        >>> model = load_model_file("runs/20260101-abc/model.keras")  # doctest: +SKIP
-        >>> model.input_shape  # doctest: +SKIP
-        (None, 128, 128, 1)
+        >>> from unet_demo.settings import REPO_ROOT
+        >>> path = REPO_ROOT / "models" / "bundled" / "nuclei" / "model.keras"
+        >>> model = load_model_file(path.read_bytes(), expected_sha256=sha256_of(path))
+        >>> model.input_shape, model.output_shape
+        ((None, 128, 128, 1), (None, 128, 128, 1))
     """
     data, name = _read_source(path_or_bytes, max_bytes)
     if expected_sha256 is not None and sha256_of(data) != expected_sha256.lower():
@@ -501,10 +505,14 @@ def save_model_with_provenance(
         The sidecar path.
 
     Example:
-        >>> sidecar = save_model_with_provenance(model, "export/model.keras",
-        ...                                      {"run_id": "20260101-abc"})  # doctest: +SKIP
-        >>> verify_provenance("export/model.keras")["sha256"][:8]  # doctest: +SKIP
-        '3f2a9c0d'
+        >>> from unet_demo.settings import REPO_ROOT
+        >>> model = load_model_file(REPO_ROOT / "models/bundled/nuclei/model.keras")
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     target = Path(folder) / "model.keras"
+        ...     sidecar = save_model_with_provenance(model, target, {"run_id": "demo"})
+        ...     record = verify_provenance(target)
+        >>> sidecar.name, record["provenance"], len(record["sha256"])
+        ('model.keras.provenance.json', {'run_id': 'demo'}, 64)
     """
     import keras
 
@@ -547,8 +555,19 @@ def verify_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
         path: the ``.keras`` file.
 
     Example:
-        >>> verify_provenance("export/model.keras")["provenance"]  # doctest: +SKIP
-        {'run_id': '20260101-abc'}
+        >>> from unet_demo.settings import REPO_ROOT
+        >>> model = load_model_file(REPO_ROOT / "models/bundled/nuclei/model.keras")
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     target = Path(folder) / "model.keras"
+        ...     _ = save_model_with_provenance(model, target, {"run_id": "demo"})
+        ...     before = verify_provenance(target)["provenance"]
+        ...     _ = target.write_bytes(target.read_bytes() + b"tampered")
+        ...     verify_provenance(target)
+        Traceback (most recent call last):
+        ...
+        unet_demo.errors.UNetDemoError: 'model.keras' has SHA-256 ... the file was changed after export...
+        >>> before
+        {'run_id': 'demo'}
     """
     target = Path(path)
     sidecar = provenance_path(target)
