@@ -181,9 +181,12 @@ def export_keras_code(cfg: UNetConfig) -> str:
         cfg: the model config (validated like `build_unet`).
 
     Example:
-        >>> code = export_keras_code(UNetConfig(input_height=32, input_width=32, depth=1))
-        >>> namespace = {}; exec(code, namespace)  # doctest: +SKIP
-        >>> namespace["build_model"]().count_params()  # doctest: +SKIP
+        >>> from unet_demo.models.builder import build_unet
+        >>> cfg = UNetConfig(input_height=32, input_width=32, depth=1)
+        >>> namespace = {}; exec(export_keras_code(cfg), namespace)  # defines build_model()
+        >>> rebuilt = namespace["build_model"]()
+        >>> rebuilt.count_params(), rebuilt.count_params() == build_unet(cfg).count_params()
+        (25777, True)
     """
     from unet_demo.models.builder import build_unet
 
