@@ -12,7 +12,7 @@ directory (``runs/<id>/`` with model.keras and config.json) or a ``.keras`` file
 the pages treat every model the same way.
 
 Example:
-    >>> [m.name for m in list_bundled_models()]  # doctest: +SKIP
+    >>> [m.name for m in list_bundled_models()]
     ['brain_skullstrip', 'brain_tissue', 'nuclei', 'synthetic_lesions']
 """
 
@@ -96,9 +96,12 @@ def bundled_model_path(name: str) -> Path:
         name: bundled model name, e.g. "nuclei" (a "bundled:" prefix is accepted).
 
     Example:
-        >>> bundled_model_path("no_such_model")  # doctest: +SKIP
+        >>> bundled_model_path("bundled:nuclei").relative_to(bundled_models_dir()).as_posix()
+        'nuclei/model.keras'
+        >>> bundled_model_path("no_such_model")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
-        UNetDemoError: No bundled model named 'no_such_model'. ...
+        ...
+        unet_demo.errors.UNetDemoError: No bundled model named 'no_such_model'. Available: [...].
     """
     name = name.removeprefix(BUNDLED_PREFIX)
     path = bundled_models_dir() / name / MODEL_FILE
@@ -139,7 +142,11 @@ def load_bundled_model(name: str):
         name: bundled model name.
 
     Example:
-        >>> shared = load_bundled_model("nuclei")  # doctest: +SKIP
+        >>> shared = load_bundled_model("nuclei")
+        >>> shared.model_id  # doctest: +ELLIPSIS
+        'bundled:nuclei@...'
+        >>> shared is load_bundled_model("bundled:nuclei")  # one copy per process
+        True
     """
     return open_model(BUNDLED_PREFIX + name.removeprefix(BUNDLED_PREFIX)).shared
 
@@ -194,9 +201,9 @@ def open_model(spec: str | Path) -> ModelHandle:
         spec: "bundled:nuclei", "runs/20250101-abc" (a folder with model.keras) or "m.keras".
 
     Example:
-        >>> handle = open_model("bundled:nuclei")  # doctest: +SKIP
-        >>> handle.input_shape  # doctest: +SKIP
-        (128, 128, 1)
+        >>> handle = open_model("bundled:nuclei")
+        >>> handle.input_shape, handle.num_classes, handle.dataset
+        ((128, 128, 1), 1, 'nuclei')
     """
     text = str(spec)
     if text.startswith(BUNDLED_PREFIX):
