@@ -94,9 +94,9 @@ def model_rows(use_presets: bool) -> list[tuple[str, object, int]]:
 
     rows = [("plain U-Net 128px base16 depth3 BN", UNetConfig(), 16)]
     if use_presets:
-        from unet_demo.training.presets import get_preset
+        from unet_demo.training.presets import PRESET_NAMES, get_preset
 
-        for preset in ("classroom", "quality"):
+        for preset in PRESET_NAMES:
             spec = get_preset("brain_skullstrip", preset)
             rows.append((f"brain_skullstrip {preset} preset", spec.model, spec.train.batch_size))
     return rows

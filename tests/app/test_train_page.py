@@ -25,7 +25,8 @@ from unet_demo.training.events import (
     ValidationSnapshot,
     append_event,
 )
-from unet_demo.ui.train_ui import LiveRun, progress_text, valid_run_id
+from unet_demo.training.jobs import valid_run_id
+from unet_demo.training.live import LiveRun, progress_text
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "4_Train.py")
 TINY_MODEL = UNetConfig(depth=2, base_filters=4, normalization="batch")

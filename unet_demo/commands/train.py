@@ -2,8 +2,9 @@
 
 The run directory (``--out``) gets config.json, history.csv, checkpoints, snapshots,
 model.keras, metrics.json and model_card.md (see `unet_demo.training.rundir`). Progress is
-printed one line per epoch; Ctrl-C stops after the current batch, and running the same command
-again resumes from the last complete epoch.
+printed one line per epoch, in the words of the Train page (`unet_demo.training.live`); Ctrl-C
+stops after the current batch, and running the same command again resumes from the last
+complete epoch.
 
 Example:
     $ python -m unet_demo train --dataset brain_skullstrip --preset classroom --out runs/demo
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from unet_demo.config import LOSSES, OPTIMIZERS, SCHEDULES, VARIANTS
 from unet_demo.errors import UNetDemoError
+from unet_demo.training.presets import PRESET_NAMES
 
 # (flag, section, field, type) of the command-line overrides.
 OVERRIDES = (
@@ -45,8 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train a U-Net on a dataset",
                                    description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", help="bundled dataset name or 'upload:<id>'")
-    parser.add_argument("--preset", default="classroom", choices=("classroom", "quality"),
-                        help="starting settings (default classroom)")
+    parser.add_argument("--preset", default=PRESET_NAMES[0], choices=PRESET_NAMES,
+                        help=f"starting settings (default {PRESET_NAMES[0]})")
     parser.add_argument("--config", type=Path,
                         help="a run config.json to start from instead of a preset")
     parser.add_argument("--out", required=True, type=Path, help="run directory to write")
@@ -92,25 +94,29 @@ def build_spec(args: argparse.Namespace):
                            for section, values in changes.items() if values})
 
 
-def _print_event(event) -> None:
-    from unet_demo.training import events as ev
+def event_printer(stream=None):
+    """An ``on_event`` callback that prints each event's `live.event_lines` to ``stream``.
 
-    if isinstance(event, ev.Started):
-        print(f"started: {event.train_images} train / {event.val_images} val images, "
-              f"{event.batches_per_epoch} batches per epoch, epochs {event.initial_epoch + 1}.."
-              f"{event.epochs}, {event.params:,} parameters on {event.device}"
-              f"{' (XLA)' if event.jit_compile else ''}", file=sys.stderr, flush=True)
-    elif isinstance(event, ev.EpochEnd):
-        m = event.metrics
-        print(f"epoch {event.epoch}: loss {m.get('loss', float('nan')):.4f} "
-              f"dice {m.get('dice', float('nan')):.4f} val_loss "
-              f"{m.get('val_loss') or float('nan'):.4f} val_dice "
-              f"{m.get('val_dice') or float('nan'):.4f} ({event.seconds:.1f} s)",
-              file=sys.stderr, flush=True)
-    elif isinstance(event, ev.Stopped):
-        print(f"stopped in epoch {event.epoch} after batch {event.batch}", file=sys.stderr)
-    elif isinstance(event, ev.Failed):
-        print(f"failed: {event.message}", file=sys.stderr)
+    Args:
+        stream: where to print (default: ``sys.stderr`` at call time).
+
+    Example:
+        >>> import io
+        >>> from unet_demo.training.events import Stopped
+        >>> out = io.StringIO()
+        >>> event_printer(out)(Stopped(epoch=1, batch=2))
+        >>> out.getvalue().split(".")[0]
+        'Stopped during epoch 1 after batch 2'
+    """
+    from unet_demo.training.live import LiveRun, event_lines
+
+    live = LiveRun("cli")
+
+    def print_event(event) -> None:
+        for line in event_lines(live, [event]):
+            print(line, file=stream or sys.stderr, flush=True)
+
+    return print_event
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGINT, request_stop)
     try:
-        run_training(spec, out, should_stop=lambda: stop["requested"], on_event=_print_event,
+        run_training(spec, out, should_stop=lambda: stop["requested"], on_event=event_printer(),
                      resume=not args.fresh)
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -250,6 +250,42 @@ def list_datasets() -> list[DatasetInfo]:
     return [get_dataset_info(name) for name in DATASET_NAMES]
 
 
+def available_datasets() -> list[DatasetInfo]:
+    """`DatasetInfo` of every bundled dataset whose files are present (missing ones skipped).
+
+    Unlike `list_datasets`, a dataset whose card is missing or unreadable is left out instead
+    of raising, so a page can still offer the others.
+
+    Example:
+        >>> [info.name for info in available_datasets()][:1]
+        ['brain_skullstrip']
+    """
+    infos = []
+    for name in DATASET_NAMES:
+        try:
+            infos.append(get_dataset_info(name))
+        except UNetDemoError:
+            continue
+    return infos
+
+
+def class_balance(name: str) -> dict[str, list[float]]:
+    """Share of pixels per class in each split, from the dataset card: split -> one per class.
+
+    Args:
+        name: dataset key, one of `DATASET_NAMES`.
+
+    Example:
+        >>> balance = class_balance("nuclei")
+        >>> list(balance), len(balance["train"]), round(sum(balance["train"]), 3)
+        (['train', 'val', 'test'], 2, 1.0)
+    """
+    card = load_card(name)
+    class_names = get_dataset_info(name).class_names
+    return {split: [float(card["class_balance"][split][c]) for c in class_names]
+            for split in SPLITS}
+
+
 def _read_only(array: np.ndarray) -> np.ndarray:
     array.flags.writeable = False
     return array

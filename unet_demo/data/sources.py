@@ -136,3 +136,45 @@ def prepare_split(
     prepared, labels = prepare_batch(images, masks, size=data.image_size, channels=channels,
                                      normalization=data.normalization)
     return prepared, labels, ids
+
+
+def dataset_choices() -> dict[str, str]:
+    """Dataset key -> label for a picker: the bundled datasets, then the uploaded ones.
+
+    An unreadable uploads folder only leaves the uploads out (the bundled ones still show).
+
+    Example:
+        >>> dataset_choices()["nuclei"]
+        'Nuclei in fluorescence microscopy (nuclei)'
+    """
+    from unet_demo.data.bundled import list_datasets
+
+    choices = {info.name: f"{info.title} ({info.name})" for info in list_datasets()}
+    try:
+        from unet_demo.data.upload_dataset import list_uploaded_datasets
+
+        for card in list_uploaded_datasets():
+            choices[card["name"]] = f"{card.get('title', card['name'])} ({card['name']})"
+    except (UNetDemoError, OSError, KeyError):
+        pass
+    return choices
+
+
+def is_binary(dataset: str) -> bool:
+    """True when the dataset has one foreground class (background + 1 label).
+
+    Args:
+        dataset: bundled dataset name or "upload:<id>".
+
+    Raises:
+        UNetDemoError: the dataset is unknown or its card unreadable (the message says which).
+
+    Example:
+        >>> is_binary("nuclei"), is_binary("brain_tissue")
+        (True, False)
+    """
+    if is_uploaded(dataset):
+        from unet_demo.data.upload_dataset import load_uploaded_info
+
+        return int(load_uploaded_info(dataset).get("num_classes", 1)) <= 2
+    return get_dataset_info(dataset).is_binary

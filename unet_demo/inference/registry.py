@@ -190,6 +190,44 @@ class ModelHandle:
         return lambda images: self.predict(images, batch_size)
 
 
+def compatible_datasets(handle: ModelHandle) -> list[str]:
+    """Bundled datasets (files present) with the model's class count and input channels.
+
+    A binary model (1 sigmoid channel) fits a dataset with 2 labels, like a 2-class softmax.
+
+    Args:
+        handle: the opened model.
+
+    Example:
+        >>> handle = open_model("bundled:nuclei")
+        >>> compatible_datasets(handle)
+        ['brain_skullstrip', 'nuclei', 'synthetic_lesions']
+    """
+    from unet_demo.data.bundled import available_datasets
+
+    return [info.name for info in available_datasets()
+            if dataset_fits(info.num_classes, info.channels, handle.num_classes,
+                            handle.input_shape[-1])]
+
+
+def dataset_fits(dataset_classes: int, dataset_channels: int, model_classes: int,
+                 model_channels: int) -> bool:
+    """True when a dataset's labels and channels match a model's outputs and inputs.
+
+    Args:
+        dataset_classes: labels including background (2 for a binary dataset).
+        dataset_channels: image channels of the dataset.
+        model_classes: model output channels (1 = sigmoid, binary).
+        model_channels: model input channels.
+
+    Example:
+        >>> dataset_fits(2, 1, 1, 1), dataset_fits(4, 1, 1, 1), dataset_fits(2, 3, 2, 1)
+        (True, False, False)
+    """
+    return (max(2, int(dataset_classes)) == max(2, int(model_classes))
+            and int(dataset_channels) == int(model_channels))
+
+
 _CACHE: dict[tuple[str, float], ModelHandle] = {}
 _CACHE_LOCK = threading.Lock()
 

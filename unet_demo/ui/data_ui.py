@@ -51,14 +51,12 @@ def split_statistics(name: str, split: str, colours: tuple[str, ...]) -> dict[st
         split: "train", "val" or "test".
         colours: hex colour per label value (part of the cache key).
     """
-    from unet_demo.data.bundled import get_dataset_info, load_card, load_split
+    from unet_demo.data.bundled import class_balance, get_dataset_info, load_split
 
     info = get_dataset_info(name)
-    card = load_card(name)
-    balance = {s: [card["class_balance"][s][c] for c in info.class_names] for s in SPLITS}
     arrays = load_split(name, split)
     return {
-        "balance": class_balance_figure(balance, info.class_names, colours),
+        "balance": class_balance_figure(class_balance(name), info.class_names, colours),
         "histogram": intensity_histogram_figure(arrays.images, arrays.masks, info.class_names,
                                                 colours=colours),
         "sizes": split_sizes_figure(info.split_counts),

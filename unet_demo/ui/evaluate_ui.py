@@ -17,9 +17,15 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from unet_demo.data.bundled import SPLITS
 from unet_demo.errors import UNetDemoError
+from unet_demo.plots.evaluation import (
+    confusion_figure,
+    dice_distribution_figure,
+    threshold_figure,
+    uncertainty_figure,
+)
 
-SPLITS = ("test", "val", "train")
 METRIC_LABELS = {"dice": "Dice", "iou": "IoU", "hd95": "HD95 (px)", "recall": "recall"}
 MAX_EVAL_IMAGES = 64
 STATE_PREFIX = "evaluate."
@@ -48,96 +54,6 @@ def split_predictions(model_spec: str, model_id: str, dataset: str, split: str,
     prediction = predict_split(open_model(model_spec), dataset, split, tta=tta,
                                limit=MAX_EVAL_IMAGES)
     return dataclasses.asdict(prediction)
-
-
-# --------------------------------------------------------------------------- figures
-
-def dice_distribution_figure(rows: list[dict[str, Any]], metric: str = "dice"):
-    """Plotly violin + box + points of a per-image metric; hover shows the image id.
-
-    Args:
-        rows: `unet_demo.evaluation.per_image_metrics` output.
-        metric: which metric to plot.
-    """
-    import plotly.graph_objects as go
-
-    values = [float(r[metric]) for r in rows]
-    figure = go.Figure(go.Violin(
-        y=values, text=[r["id"] for r in rows], name=metric.upper() if len(metric) < 5 else metric,
-        box_visible=True, meanline_visible=True, points="all", hoverinfo="y+text",
-        fillcolor="rgba(0,114,178,0.25)", line_color="#0072b2",
-    ))
-    figure.update_layout(height=320, margin=dict(l=40, r=10, t=30, b=30),
-                         title=f"Per-image {metric} ({len(values)} images)",
-                         yaxis=dict(range=[0, 1.02]) if metric in ("dice", "iou") else {})
-    return figure
-
-
-def threshold_figure(curve, chosen: float, otsu: float | None):
-    """Plotly lines of Dice / precision / recall against the threshold, with markers.
-
-    Args:
-        curve: `unet_demo.evaluation.ThresholdCurve`.
-        chosen: the threshold currently used (dashed line).
-        otsu: Otsu's threshold of the probabilities (dotted line), or None.
-    """
-    import plotly.graph_objects as go
-
-    figure = go.Figure()
-    colours = {"dice": "#0072b2", "precision": "#e69f00", "recall": "#009e73"}
-    for name, colour in colours.items():
-        figure.add_trace(go.Scatter(x=curve.thresholds, y=getattr(curve, name), mode="lines",
-                                    name=name.capitalize(), line=dict(color=colour, width=2)))
-    best_t, best_v = curve.best("dice")
-    figure.add_trace(go.Scatter(x=[best_t], y=[best_v], mode="markers", name="best Dice",
-                                marker=dict(size=11, color="#0072b2", symbol="star")))
-    figure.add_vline(x=chosen, line_dash="dash", line_color="#555",
-                     annotation_text=f"chosen {chosen:.2f}", annotation_position="top left")
-    if otsu is not None:
-        figure.add_vline(x=otsu, line_dash="dot", line_color="#cc79a7",
-                         annotation_text=f"Otsu {otsu:.2f}", annotation_position="bottom right")
-    figure.update_layout(height=360, margin=dict(l=40, r=10, t=30, b=40),
-                         xaxis_title="threshold (probability >= t is foreground)",
-                         yaxis=dict(title="mean over images", range=[0, 1.02]),
-                         legend=dict(orientation="h", y=-0.25))
-    return figure
-
-
-def confusion_figure(normalised: np.ndarray, counts: np.ndarray, class_names: list[str]):
-    """Plotly heatmap of a row-normalised pixel confusion matrix with counts on hover.
-
-    Args:
-        normalised: rows sum to 1 (true class), columns = predicted class.
-        counts: pixel counts of the same shape.
-        class_names: one name per class.
-    """
-    import plotly.graph_objects as go
-
-    text = [[f"{normalised[i, j]:.2f}" for j in range(len(class_names))]
-            for i in range(len(class_names))]
-    figure = go.Figure(go.Heatmap(
-        z=normalised, x=class_names, y=class_names, text=text, texttemplate="%{text}",
-        customdata=counts, colorscale="Blues", zmin=0, zmax=1,
-        hovertemplate="true %{y}<br>predicted %{x}<br>share %{z:.3f}<br>pixels %{customdata}"
-                      "<extra></extra>",
-    ))
-    figure.update_layout(height=380, margin=dict(l=60, r=10, t=30, b=60),
-                         xaxis_title="predicted class", yaxis_title="true class",
-                         yaxis_autorange="reversed")
-    return figure
-
-
-def uncertainty_figure(variance: np.ndarray):
-    """Plotly heatmap of the flip-TTA per-pixel variance of one image."""
-    import plotly.graph_objects as go
-
-    figure = go.Figure(go.Heatmap(z=variance, colorscale="Magma", zmin=0,
-                                  zmax=max(0.25, float(variance.max())),
-                                  colorbar=dict(title="variance")))
-    figure.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10),
-                         yaxis=dict(autorange="reversed", scaleanchor="x", visible=False),
-                         xaxis=dict(visible=False))
-    return figure
 
 
 # --------------------------------------------------------------------------- widgets
@@ -197,7 +113,7 @@ def postprocess_controls(key: str) -> list[str]:
 def evaluate_page() -> None:
     """Draw the whole Evaluate page (called by pages/5_Evaluate.py)."""
     from unet_demo.data.bundled import get_dataset_info
-    from unet_demo.inference.registry import open_model
+    from unet_demo.inference.registry import compatible_datasets, open_model
 
     spec = pick_model("evaluate.model")
     if spec is None:
@@ -207,7 +123,7 @@ def evaluate_page() -> None:
     except UNetDemoError as error:
         st.error(str(error))
         return
-    compatible = [info.name for info in available_datasets() if _compatible(info, handle)]
+    compatible = compatible_datasets(handle)
     if not compatible:
         st.error(f"No bundled dataset matches this model ({handle.num_classes} classes, "
                  f"{handle.input_shape[-1]} channel(s)).")
@@ -216,7 +132,7 @@ def evaluate_page() -> None:
     col_data, col_split, col_tta = st.columns([2, 1, 1])
     dataset = col_data.selectbox("Dataset", compatible, index=compatible.index(default),
                                  key="evaluate.dataset")
-    split = col_split.selectbox("Split", SPLITS, key="evaluate.split",
+    split = col_split.selectbox("Split", SPLITS, index=SPLITS.index("test"), key="evaluate.split",
                                 help="Judge a model on the test split: it never saw those images.")
     tta = col_tta.toggle("Flip TTA", key="evaluate.tta",
                          help="Average predictions over 4 flips; shows where the model is unsure.")
@@ -233,25 +149,6 @@ def evaluate_page() -> None:
     if data["total"] > len(data["ids"]):
         st.caption(f"Showing the first {len(data['ids'])} of {data['total']} images.")
     _render_results(data, handle, info)
-
-
-def available_datasets() -> list:
-    """`DatasetInfo` of every bundled dataset whose files are present (others are skipped)."""
-    from unet_demo.data.bundled import DATASET_NAMES, get_dataset_info
-
-    infos = []
-    for name in DATASET_NAMES:
-        try:
-            infos.append(get_dataset_info(name))
-        except UNetDemoError:
-            continue
-    return infos
-
-
-def _compatible(info, handle) -> bool:
-    classes = max(2, int(info.num_classes))
-    model_classes = max(2, int(handle.num_classes))
-    return classes == model_classes and int(info.channels) == int(handle.input_shape[-1])
 
 
 def _render_results(data: dict[str, Any], handle, info) -> None:

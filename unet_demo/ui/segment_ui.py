@@ -110,9 +110,8 @@ def sample_images(channels: int = 1, first: str = "") -> dict[str, tuple[str, by
         >>> list(sample_images())[:1]  # doctest: +SKIP
         ['Synthetic lesions: test_000']
     """
-    from unet_demo.data.bundled import load_split
+    from unet_demo.data.bundled import available_datasets, load_split
     from unet_demo.inference.encoders import rgb_png_bytes
-    from unet_demo.ui.evaluate_ui import available_datasets
 
     infos = sorted(available_datasets(), key=lambda info: info.name != first)
     samples = {}
@@ -259,7 +258,7 @@ def _show_outcome(outcome: UploadOutcome, data: bytes, handle, options: SegmentO
     cols[2].image(result.foreground_probability(), caption="probability of foreground",
                   width="stretch", clamp=True)
     if result.uncertainty is not None:
-        from unet_demo.ui.evaluate_ui import uncertainty_figure
+        from unet_demo.plots.evaluation import uncertainty_figure
 
         st.plotly_chart(uncertainty_figure(result.uncertainty), width="stretch",
                         key=f"segment.unc.{position}")

@@ -5,40 +5,34 @@ process, which appends typed events to ``<run_dir>/events.jsonl``. The live pane
 ``st.fragment(run_every=...)`` that tails that file from the last byte offset it read, so each
 refresh only parses new lines. The run id lives in session state and in the URL
 (``?run=<id>``): leaving the page or reloading the browser re-attaches to the same run.
+The event folding, progress, ETA and messages come from `unet_demo.training.live`, so the page
+and ``python -m unet_demo train`` say the same; this module only draws.
 
 Example:
-    >>> from unet_demo.training.events import EpochEnd
-    >>> live = LiveRun("demo")
-    >>> live.apply([EpochEnd(epoch=1, metrics={"loss": 0.5, "val_dice": 0.7}, seconds=3.0)])
-    >>> live.history[0]["val_dice"]
-    0.7
+    >>> train_page()  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import hashlib
-import math
-import re
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import streamlit as st
 
+from unet_demo.config import LOSS_LABELS, OPTIMIZER_LABELS, SCHEDULE_LABELS
 from unet_demo.errors import UNetDemoError
-from unet_demo.training.events import (
-    BatchEnd,
-    EpochEnd,
-    Event,
-    Failed,
-    Finished,
-    Started,
-    Stopped,
-    ValidationSnapshot,
-    read_events,
+from unet_demo.training.live import (
+    LiveRun,
+    best_epoch,
+    end_message,
+    job_active,
+    load_snapshot,
+    progress_text,
+    run_dir_of,
+    run_row,
+    started_facts,
 )
 from unet_demo.ui.common import encoder_weights_ui
 
@@ -49,19 +43,6 @@ LIVE_KEY = PREFIX + "live"
 START_GUARD_KEY = PREFIX + "starting"
 REFRESH_SECONDS = 1.0
 MODEL_SOURCES = ("Preset model", "Build page model")
-_RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-LOSS_LABELS = {
-    "bce": "Binary cross-entropy", "dice": "Dice", "bce_dice": "BCE + Dice",
-    "focal": "Focal", "tversky": "Tversky", "generalized_dice": "Generalised Dice",
-    "cce": "Categorical cross-entropy", "cce_dice": "CCE + Dice",
-}
-BINARY_LOSSES = ("bce_dice", "bce", "dice", "focal", "tversky")
-MULTICLASS_LOSSES = ("cce_dice", "cce", "generalized_dice", "dice")
-OPTIMIZER_LABELS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD + momentum"}
-SCHEDULE_LABELS = {
-    "constant": "constant", "plateau": "reduce on plateau", "cosine": "cosine decay",
-    "exponential": "exponential decay", "poly": "polynomial decay",
-}
 LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 DETERMINISM_NOTE = (
     "Same seed and settings give the same curves on a CPU: Keras seeds every generator, and "
@@ -77,194 +58,7 @@ DETERMINISM_NOTE = (
 )
 
 
-# --------------------------------------------------------------------------- live state
-
-@dataclasses.dataclass
-class LiveRun:
-    """What the page knows about one run, built incrementally from its events.
-
-    Attributes:
-        run_id: the run's id.
-        offset: byte offset in events.jsonl read so far (pass to `read_events`).
-        started: the last Started event (a resumed run starts again).
-        last_batch: the latest BatchEnd.
-        history: one dict per finished epoch: epoch, seconds and the epoch's metrics.
-        snapshots: epoch -> run-relative path of that epoch's validation snapshot.
-        terminal: the Finished, Failed or Stopped event once the run ended.
-
-    Example:
-        >>> from unet_demo.training.events import Stopped
-        >>> live = LiveRun("r1")
-        >>> live.apply([Stopped(epoch=1, batch=3)])
-        >>> live.status
-        'stopped'
-    """
-
-    run_id: str
-    offset: int = 0
-    started: Started | None = None
-    last_batch: BatchEnd | None = None
-    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    snapshots: dict[int, str] = dataclasses.field(default_factory=dict)
-    terminal: Event | None = None
-    first_epoch_end: float | None = None
-
-    def apply(self, events: list[Event]) -> None:
-        """Fold new events into the state (epochs are keyed, so a resumed run does not repeat).
-
-        Args:
-            events: events in file order.
-        """
-        for event in events:
-            if isinstance(event, Started):
-                self.started, self.terminal, self.last_batch = event, None, None
-                self.first_epoch_end = None
-                self.history = [row for row in self.history
-                                if row["epoch"] <= event.initial_epoch]
-            elif isinstance(event, BatchEnd):
-                self.last_batch = event
-            elif isinstance(event, EpochEnd):
-                self.history = [row for row in self.history if row["epoch"] < event.epoch]
-                if self.first_epoch_end is None:
-                    self.first_epoch_end = event.time
-                self.history.append({"epoch": event.epoch, "seconds": event.seconds,
-                                     **event.metrics})
-            elif isinstance(event, ValidationSnapshot):
-                self.snapshots[event.epoch] = event.path
-            elif isinstance(event, Finished | Failed | Stopped):
-                self.terminal = event
-
-    @property
-    def status(self) -> str:
-        """"waiting", "running", "finished", "stopped" or "failed" from the events alone."""
-        if isinstance(self.terminal, Finished):
-            return "finished"
-        if isinstance(self.terminal, Stopped):
-            return "stopped"
-        if isinstance(self.terminal, Failed):
-            return "failed"
-        return "running" if self.started else "waiting"
-
-
-def progress_text(live: LiveRun, now: float | None = None) -> tuple[float, str]:
-    """Progress fraction and a line "Epoch e/E · batch b/B · ETA m:ss · n images/s".
-
-    The ETA divides the time since the first epoch of this (re)start ended by the optimizer
-    steps done since then (the first epoch is left out: it includes XLA compilation), so it
-    includes validation. Before that it uses the time since the start; before the first step it
-    says "estimating".
-
-    Args:
-        live: the run's state.
-        now: current time (seconds since the epoch); defaults to `time.time()`.
-
-    Example:
-        >>> from unet_demo.training.events import BatchEnd, Started
-        >>> live = LiveRun("r")
-        >>> live.apply([Started(epochs=2, batches_per_epoch=10, time=0.0),
-        ...             BatchEnd(epoch=1, batch=5, num_batches=10, loss=0.5,
-        ...                      images_per_sec=12.0, time=5.0)])
-        >>> progress_text(live, now=5.0)
-        (0.25, 'Epoch 1/2 · batch 5/10 · ETA 0:15 · 12.0 images/s')
-    """
-    started = live.started
-    if started is None:
-        return 0.0, "Waiting for the worker to load the data and build the model..."
-    total_steps = max(1, started.epochs * started.batches_per_epoch)
-    batch = live.last_batch
-    finished_epochs = max((row["epoch"] for row in live.history), default=started.initial_epoch)
-    if batch is not None and batch.epoch > finished_epochs:
-        epoch, step_in_epoch, per_epoch = batch.epoch, batch.batch, batch.num_batches
-    else:
-        epoch, step_in_epoch, per_epoch = finished_epochs, started.batches_per_epoch, \
-            started.batches_per_epoch
-    done = (epoch - 1) * started.batches_per_epoch + step_in_epoch
-    fraction = min(1.0, max(0.0, done / total_steps))
-    steps_since_start = done - started.initial_epoch * started.batches_per_epoch
-    elapsed = (time.time() if now is None else now) - started.time
-    first_steps = (started.initial_epoch + 1) * started.batches_per_epoch
-    if live.first_epoch_end is not None and done > first_steps:
-        steps_since_start = done - first_steps
-        elapsed = (time.time() if now is None else now) - live.first_epoch_end
-    if steps_since_start > 0 and elapsed > 0:
-        eta = _clock(elapsed / steps_since_start * (total_steps - done))
-    else:
-        eta = "estimating"
-    speed = f" · {batch.images_per_sec:.1f} images/s" if batch is not None else ""
-    text = (f"Epoch {max(epoch, 1)}/{started.epochs} · batch {step_in_epoch}/{per_epoch} · "
-            f"ETA {eta}{speed}")
-    return fraction, text
-
-
-def _clock(seconds: float) -> str:
-    """Seconds as "m:ss" (or "h:mm:ss" past an hour)."""
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def load_snapshot(run_dir: Path, relative_path: str) -> dict[str, np.ndarray] | None:
-    """Read a validation snapshot (npz: images, masks, labels, probability, ids) of a run.
-
-    Args:
-        run_dir: the run directory.
-        relative_path: the path from the ValidationSnapshot event.
-
-    Returns:
-        The arrays by name, or None when the file is missing or unreadable (yet).
-    """
-    path = (run_dir / relative_path).resolve()
-    if run_dir.resolve() not in path.parents:
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            return {name: stored[name] for name in stored.files}
-    except (OSError, ValueError):
-        return None
-
-
-def valid_run_id(value: Any) -> str | None:
-    """The run id if it looks like one (letters, digits, ``._-``), else None (URL input).
-
-    Args:
-        value: e.g. ``st.query_params.get("run")``.
-
-    Example:
-        >>> valid_run_id("20261123-101500-ab12"), valid_run_id("../etc")
-        ('20261123-101500-ab12', None)
-    """
-    if isinstance(value, str) and _RUN_ID_PATTERN.match(value) and ".." not in value:
-        return value
-    return None
-
-
 # --------------------------------------------------------------------------- settings form
-
-def _dataset_choices() -> dict[str, str]:
-    """Dataset key -> label: the bundled datasets, then datasets uploaded as a ZIP."""
-    from unet_demo.data.bundled import list_datasets
-
-    choices = {info.name: f"{info.title} ({info.name})" for info in list_datasets()}
-    try:
-        from unet_demo.data.upload_dataset import list_uploaded_datasets
-
-        for card in list_uploaded_datasets():
-            choices[card["name"]] = f"{card.get('title', card['name'])} ({card['name']})"
-    except (UNetDemoError, OSError, KeyError):
-        pass
-    return choices
-
-
-def _is_binary(dataset: str) -> bool:
-    """True when the dataset has one foreground class (bundled: 2 labels; upload: 1 class)."""
-    if dataset.startswith("upload:"):
-        from unet_demo.data.upload_dataset import load_uploaded_info
-
-        return int(load_uploaded_info(dataset).get("num_classes", 1)) <= 2
-    from unet_demo.data.bundled import get_dataset_info
-
-    return get_dataset_info(dataset).is_binary
-
 
 def _preset_spec(dataset: str, preset: str):
     """The engine's preset for a dataset (uploads get the generic synthetic-data preset)."""
@@ -306,12 +100,13 @@ def settings_ui(disabled: bool):
     Returns:
         (spec, label) or (None, "") when the settings cannot form a run; errors are shown.
     """
-    from unet_demo.config import LOSSES, OPTIMIZERS, SCHEDULES
+    from unet_demo.config import OPTIMIZERS, SCHEDULES, losses_for
+    from unet_demo.data.sources import dataset_choices, is_binary
     from unet_demo.training.presets import PRESET_NAMES
     from unet_demo.ui.state import get_dataset, get_unet_config
 
     state = st.session_state
-    choices = _dataset_choices()
+    choices = dataset_choices()
     if state.get(PREFIX + "dataset") not in choices:
         chosen = get_dataset()
         state[PREFIX + "dataset"] = chosen if chosen in choices else next(iter(choices))
@@ -336,7 +131,7 @@ def settings_ui(disabled: bool):
     dataset, preset_name = state[PREFIX + "dataset"], state[PREFIX + "preset"]
     try:
         preset = _preset_spec(dataset, preset_name)
-        binary = _is_binary(dataset)
+        binary = is_binary(dataset)
     except UNetDemoError as error:
         st.error(str(error))
         return None, ""
@@ -367,8 +162,7 @@ def settings_ui(disabled: bool):
 
     with train_col:
         st.subheader("Training")
-        losses = [name for name in (BINARY_LOSSES if binary else MULTICLASS_LOSSES)
-                  if name in LOSSES]
+        losses = list(losses_for(binary))
         if state.get(PREFIX + "loss") not in losses:
             state[PREFIX + "loss"] = losses[0]
         st.selectbox("Loss", losses, format_func=LOSS_LABELS.get, key=PREFIX + "loss",
@@ -502,39 +296,6 @@ def _upload_ui(disabled: bool) -> None:
 
 # --------------------------------------------------------------------------- job control
 
-def _run_dir(run_id: str) -> Path:
-    """The folder of a run (rundir.load_run knows it; fall back to <runs>/<id>)."""
-    from unet_demo.settings import runs_dir
-
-    try:
-        from unet_demo.training.rundir import load_run
-
-        return Path(load_run(run_id).path)
-    except (UNetDemoError, FileNotFoundError, OSError):
-        return runs_dir() / run_id
-
-
-def job_active(manager, run_id: str, run_dir: Path) -> bool:
-    """True while the run trains: its worker lives and it has not written its final event.
-
-    After the final event the worker only tidies up and exits, so the page already treats
-    the run as over (Start comes back; a start in that second may still be told "busy").
-
-    Args:
-        manager: the JobManager.
-        run_id: the run.
-        run_dir: its folder.
-    """
-    from unet_demo.training.events import TERMINAL_TYPES, last_event
-
-    if not manager.is_running(run_id):
-        return False
-    try:
-        return not isinstance(last_event(run_dir), TERMINAL_TYPES)
-    except UNetDemoError:
-        return True
-
-
 def attach(run_id: str | None) -> None:
     """Make ``run_id`` the run shown by the live panel (session state and the URL).
 
@@ -554,9 +315,11 @@ def attach(run_id: str | None) -> None:
 
 def current_run_id() -> str | None:
     """The attached run: session state first, else ``?run=`` from the URL (after a reload)."""
+    from unet_demo.training.jobs import valid_run_id
+
     run_id = st.session_state.get(RUN_ID_KEY) or valid_run_id(st.query_params.get("run"))
     if run_id and RUN_ID_KEY not in st.session_state:
-        if _run_dir(run_id).is_dir():
+        if run_dir_of(run_id).is_dir():
             attach(run_id)
         else:
             st.query_params.pop("run", None)
@@ -571,7 +334,7 @@ def _start_job() -> None:
     state = st.session_state
     manager = get_job_manager()
     current = state.get(RUN_ID_KEY)
-    if current and job_active(manager, current, _run_dir(current)):
+    if current and job_active(manager, current, run_dir_of(current)):
         state[NOTICE_KEY] = ("info", f"Run {current} is still going: stop it first.")
         return
     try:
@@ -611,21 +374,9 @@ def _update_live(run_id: str, run_dir: Path) -> LiveRun:
     live = state.get(LIVE_KEY)
     if not isinstance(live, LiveRun) or live.run_id != run_id:
         live = LiveRun(run_id)
-    events, live.offset = read_events(run_dir, live.offset)
-    live.apply(events)
+    live.update(run_dir)
     state[LIVE_KEY] = live
     return live
-
-
-def _best_epoch(history: list[dict[str, Any]]) -> tuple[int | None, float | None]:
-    """(epoch, value) of the highest validation Dice so far, or (None, None)."""
-    best = None
-    for row in history:
-        value = row.get("val_dice")
-        if isinstance(value, int | float) and math.isfinite(value) and (
-                best is None or value > best[1]):
-            best = (row["epoch"], float(value))
-    return best if best else (None, None)
 
 
 def _snapshot_ui(live: LiveRun, run_dir: Path) -> None:
@@ -680,36 +431,21 @@ def _render_live(live: LiveRun, run_dir: Path, running: bool) -> None:
     if status in ("running", "waiting"):
         st.progress(fraction, text=text)
     started = live.started
-    best_epoch, best_dice = _best_epoch(live.history)
+    best, best_dice = best_epoch(live.history)
     columns = st.columns(4)
     columns[0].metric("Status", status)
     columns[1].metric("Epochs done", f"{len(live.history)}/{started.epochs if started else '?'}")
     columns[2].metric("Best val Dice", f"{best_dice:.3f}" if best_dice is not None else "-",
-                      help=f"epoch {best_epoch}" if best_epoch else None)
+                      help=f"epoch {best}" if best else None)
     columns[3].metric("Device", started.device if started else "-")
     if started is not None:
-        facts = (f"{started.train_images} training / {started.val_images} validation images, "
-                 f"{started.params:,} parameters, {started.batches_per_epoch} batches per "
-                 f"epoch, XLA {'on' if getattr(started, 'jit_compile', False) else 'off'}; "
-                 + ("seeded: the same seed and settings repeat this history on a CPU."
-                    if getattr(started, "deterministic", False)
-                    else "not seeded for repeatability."))
-        note = getattr(started, "note", "")
-        st.caption(facts + (f" {note}" if note else ""))
-    if isinstance(live.terminal, Finished):
-        early = " (early stopping)" if live.terminal.stopped_early else ""
-        st.success(f"Finished after {live.terminal.epochs_run or len(live.history)} epoch(s)"
-                   f"{early}; best epoch {live.terminal.best_epoch}.")
-    elif isinstance(live.terminal, Stopped):
-        st.warning(f"Stopped during epoch {live.terminal.epoch} after batch "
-                   f"{live.terminal.batch}. Completed epochs are kept in the run folder.")
-    elif isinstance(live.terminal, Failed):
-        st.error(f"Training failed: {live.terminal.message}")
-    elif status == "interrupted":
-        st.warning("The worker ended without a final event (server restart or crash). The "
-                   "run can be resumed from its last complete epoch with the CLI.")
+        st.caption(started_facts(started))
+    message = end_message(live, status)
+    if message is not None:
+        kind, text = message
+        getattr(st, kind)(text)
     figure = training_curves_figure(live.history, total_epochs=started.epochs if started else None,
-                                    best_epoch=best_epoch)
+                                    best_epoch=best)
     st.plotly_chart(figure, key=PREFIX + "curves", config={"displayModeBar": False})
     _snapshot_ui(live, run_dir)
 
@@ -723,7 +459,7 @@ def live_panel(run_id: str) -> None:
     from unet_demo.training.jobs import get_job_manager
 
     manager = get_job_manager()
-    run_dir = _run_dir(run_id)
+    run_dir = run_dir_of(run_id)
     running_at_render = job_active(manager, run_id, run_dir)
 
     @st.fragment(run_every=REFRESH_SECONDS if running_at_render else None)
@@ -748,29 +484,6 @@ def live_panel(run_id: str) -> None:
 
 # --------------------------------------------------------------------------- runs list, A/B
 
-def _run_row(run) -> dict[str, Any]:
-    """One table row for a RunInfo: id, label, status, dataset, best val Dice, duration."""
-    from unet_demo.training.rundir import load_history
-
-    history = load_history(run.path)
-    dice = [row.get("val_dice") for row in history if isinstance(row.get("val_dice"), float)]
-    seconds = sum(row.get("seconds") or 0.0 for row in history)
-    spec = run.spec or {}
-    return {
-        "run": run.run_id,
-        "label": run.label,
-        "status": run.status,
-        "dataset": spec.get("data", {}).get("dataset", "?"),
-        "model": f"{spec.get('model', {}).get('variant', '?')} "
-                 f"d{spec.get('model', {}).get('depth', '?')}",
-        "loss": spec.get("train", {}).get("loss", "?"),
-        "epochs": len(history),
-        "best val Dice": round(max(dice), 4) if dice else None,
-        "duration": _clock(seconds),
-        "created": datetime.datetime.fromtimestamp(run.created).strftime("%Y-%m-%d %H:%M"),
-    }
-
-
 def runs_ui(current: str | None) -> None:
     """Table of all runs, "open" to attach one, and an A/B overlay of two runs' curves.
 
@@ -785,7 +498,7 @@ def runs_ui(current: str | None) -> None:
     if not runs:
         st.caption("No runs yet: start one above.")
         return
-    rows = [_run_row(run) for run in runs[:50]]
+    rows = [run_row(run) for run in runs[:50]]
     st.dataframe(rows, hide_index=True, key=PREFIX + "runs_table",
                  column_config={"best val Dice": st.column_config.ProgressColumn(
                      "best val Dice", min_value=0.0, max_value=1.0, format="%.3f")})
@@ -835,7 +548,7 @@ def train_page() -> None:
 
     manager = get_job_manager()
     run_id = current_run_id()
-    running = bool(run_id) and job_active(manager, run_id, _run_dir(run_id))
+    running = bool(run_id) and job_active(manager, run_id, run_dir_of(run_id))
     with st.expander("Settings", expanded=not running):
         spec, _ = settings_ui(disabled=running)
     start_col, stop_col, note_col = st.columns([1, 1, 4], vertical_alignment="center")

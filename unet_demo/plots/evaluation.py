@@ -1,0 +1,143 @@
+"""Figures for the Evaluate and Segment pages: per-image scores, thresholds, confusion, variance.
+
+Pure functions: per-image metric rows, curves or arrays in, plotly figures out. No streamlit,
+no TensorFlow and no engine imports (the threshold curve is any object with ``thresholds``,
+``dice``, ``precision``, ``recall`` and ``best(name)``, as `unet_demo.evaluation.scores`
+makes it).
+
+Example:
+    >>> figure = dice_distribution_figure([{"id": "a", "dice": 0.8}, {"id": "b", "dice": 0.6}])
+    >>> list(figure.data[0].y)
+    [0.8, 0.6]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+DICE_COLOUR = "#0072b2"
+PRECISION_COLOUR = "#e69f00"
+RECALL_COLOUR = "#009e73"
+OTSU_COLOUR = "#cc79a7"
+
+
+def dice_distribution_figure(rows: list[dict[str, Any]], metric: str = "dice"):
+    """Plotly violin + box + points of a per-image metric; hover shows the image id.
+
+    Args:
+        rows: per-image rows (`unet_demo.evaluation.scores.per_image_metrics` output) with
+            "id" and the metric.
+        metric: which metric to plot.
+
+    Example:
+        >>> figure = dice_distribution_figure([{"id": "a", "dice": 0.5}])
+        >>> figure.data[0].type, list(figure.data[0].text), figure.layout.yaxis.range
+        ('violin', ['a'], (0, 1.02))
+    """
+    import plotly.graph_objects as go
+
+    values = [float(r[metric]) for r in rows]
+    figure = go.Figure(go.Violin(
+        y=values, text=[r["id"] for r in rows], name=metric.upper() if len(metric) < 5 else metric,
+        box_visible=True, meanline_visible=True, points="all", hoverinfo="y+text",
+        fillcolor="rgba(0,114,178,0.25)", line_color=DICE_COLOUR,
+    ))
+    figure.update_layout(height=320, margin=dict(l=40, r=10, t=30, b=30),
+                         title=f"Per-image {metric} ({len(values)} images)",
+                         yaxis=dict(range=[0, 1.02]) if metric in ("dice", "iou") else {})
+    return figure
+
+
+def threshold_figure(curve, chosen: float, otsu: float | None):
+    """Plotly lines of Dice / precision / recall against the threshold, with markers.
+
+    Args:
+        curve: a `unet_demo.evaluation.scores.ThresholdCurve` (thresholds, dice, precision,
+            recall and ``best(name) -> (threshold, value)``).
+        chosen: the threshold currently used (dashed line).
+        otsu: Otsu's threshold of the probabilities (dotted line), or None.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> curve = SimpleNamespace(thresholds=[0.25, 0.5, 0.75], dice=[0.5, 0.8, 0.6],
+        ...                         precision=[0.4, 0.8, 0.9], recall=[0.9, 0.8, 0.5],
+        ...                         best=lambda name: (0.5, 0.8))
+        >>> [trace.name for trace in threshold_figure(curve, 0.5, 0.4).data]
+        ['Dice', 'Precision', 'Recall', 'best Dice']
+    """
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    colours = {"dice": DICE_COLOUR, "precision": PRECISION_COLOUR, "recall": RECALL_COLOUR}
+    for name, colour in colours.items():
+        figure.add_trace(go.Scatter(x=curve.thresholds, y=getattr(curve, name), mode="lines",
+                                    name=name.capitalize(), line=dict(color=colour, width=2)))
+    best_t, best_v = curve.best("dice")
+    figure.add_trace(go.Scatter(x=[best_t], y=[best_v], mode="markers", name="best Dice",
+                                marker=dict(size=11, color=DICE_COLOUR, symbol="star")))
+    figure.add_vline(x=chosen, line_dash="dash", line_color="#555",
+                     annotation_text=f"chosen {chosen:.2f}", annotation_position="top left")
+    if otsu is not None:
+        figure.add_vline(x=otsu, line_dash="dot", line_color=OTSU_COLOUR,
+                         annotation_text=f"Otsu {otsu:.2f}", annotation_position="bottom right")
+    figure.update_layout(height=360, margin=dict(l=40, r=10, t=30, b=40),
+                         xaxis_title="threshold (probability >= t is foreground)",
+                         yaxis=dict(title="mean over images", range=[0, 1.02]),
+                         legend=dict(orientation="h", y=-0.25))
+    return figure
+
+
+def confusion_figure(normalised: np.ndarray, counts: np.ndarray, class_names: list[str]):
+    """Plotly heatmap of a row-normalised pixel confusion matrix with counts on hover.
+
+    Args:
+        normalised: rows sum to 1 (true class), columns = predicted class.
+        counts: pixel counts of the same shape.
+        class_names: one name per class.
+
+    Example:
+        >>> counts = np.array([[8, 2], [1, 9]])
+        >>> figure = confusion_figure(counts / counts.sum(1, keepdims=True), counts, ["bg", "fg"])
+        >>> figure.data[0].text[0]
+        ['0.80', '0.20']
+    """
+    import plotly.graph_objects as go
+
+    text = [[f"{normalised[i, j]:.2f}" for j in range(len(class_names))]
+            for i in range(len(class_names))]
+    figure = go.Figure(go.Heatmap(
+        z=normalised, x=class_names, y=class_names, text=text, texttemplate="%{text}",
+        customdata=counts, colorscale="Blues", zmin=0, zmax=1,
+        hovertemplate="true %{y}<br>predicted %{x}<br>share %{z:.3f}<br>pixels %{customdata}"
+                      "<extra></extra>",
+    ))
+    figure.update_layout(height=380, margin=dict(l=60, r=10, t=30, b=60),
+                         xaxis_title="predicted class", yaxis_title="true class",
+                         yaxis_autorange="reversed")
+    return figure
+
+
+def uncertainty_figure(variance: np.ndarray):
+    """Plotly heatmap of the flip-TTA per-pixel variance of one image.
+
+    The colour scale runs from 0 to at least 0.25 (the largest variance of a probability), so
+    two images' maps can be compared by eye.
+
+    Args:
+        variance: (H, W) per-pixel variance.
+
+    Example:
+        >>> uncertainty_figure(np.zeros((4, 4))).data[0].zmax
+        0.25
+    """
+    import plotly.graph_objects as go
+
+    figure = go.Figure(go.Heatmap(z=variance, colorscale="Magma", zmin=0,
+                                  zmax=max(0.25, float(np.max(variance))),
+                                  colorbar=dict(title="variance")))
+    figure.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10),
+                         yaxis=dict(autorange="reversed", scaleanchor="x", visible=False),
+                         xaxis=dict(visible=False))
+    return figure
