@@ -12,8 +12,13 @@ model id and the options. (`st.cache_data` hashes large arrays by sampling, so t
 images could share a key; hashing every byte cannot confuse them.)
 
 Example:
-    >>> shared = SharedModel(load_model_file("model.keras"), model_id="m1")  # doctest: +SKIP
-    >>> probabilities = shared.predict_probabilities(images)  # doctest: +SKIP
+    >>> from unet_demo.data.sources import load_split
+    >>> from unet_demo.models.safe_load import load_model_file
+    >>> from unet_demo.settings import REPO_ROOT
+    >>> model = load_model_file(REPO_ROOT / "models/bundled/nuclei/model.keras")
+    >>> shared = SharedModel(model, model_id="m1")
+    >>> shared.predict_probabilities(load_split("nuclei", "test").images).shape
+    (5, 128, 128, 1)
     >>> inference_cache_key(b"png bytes", "m1", {"threshold": 0.5})[:8]
     '335089ba'
 """
@@ -40,8 +45,11 @@ class SharedModel:
         model_id: stable identifier for cache keys and messages.
 
     Example:
-        >>> shared = SharedModel(model, model_id="bundled:nuclei@3f2a")  # doctest: +SKIP
-        >>> shared.predict_probabilities(np.zeros((2, 128, 128, 1), np.float32)).shape  # doctest: +SKIP
+        >>> from unet_demo.models.safe_load import load_model_file
+        >>> from unet_demo.settings import REPO_ROOT
+        >>> model = load_model_file(REPO_ROOT / "models/bundled/nuclei/model.keras")
+        >>> shared = SharedModel(model, model_id="bundled:nuclei@3f2a")
+        >>> shared.predict_probabilities(np.zeros((2, 128, 128, 1), np.float32)).shape
         (2, 128, 128, 1)
     """
 
@@ -76,8 +84,15 @@ class SharedModel:
             batch_size: images per call (smaller uses less memory).
 
         Example:
-            >>> shared.predict_probabilities(batch, batch_size=4).dtype  # doctest: +SKIP
-            dtype('float32')
+            >>> from unet_demo.data.sources import load_split
+            >>> from unet_demo.models.safe_load import load_model_file
+            >>> from unet_demo.settings import REPO_ROOT
+            >>> model = load_model_file(REPO_ROOT / "models/bundled/nuclei/model.keras")
+            >>> shared = SharedModel(model)
+            >>> batch = load_split("nuclei", "test").images  # 5 images
+            >>> probabilities = shared.predict_probabilities(batch, batch_size=4)
+            >>> probabilities.dtype, shared.calls  # two calls: 4 images, then 1
+            (dtype('float32'), 2)
         """
         batch = np.asarray(images, dtype=np.float32)
         if batch.ndim == 3:
