@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from unet_demo.data.bundled import SPLITS
 from unet_demo.errors import UNetDemoError
 
 
@@ -34,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--run", type=Path, help="a training run directory")
     parser.add_argument("--model", help="'bundled:NAME', a run folder or a .keras file")
     parser.add_argument("--dataset", help="bundled dataset to score --model on")
-    parser.add_argument("--split", default="test", choices=("train", "val", "test"),
+    parser.add_argument("--split", default="test", choices=SPLITS,
                         help="dataset split (default test)")
     parser.add_argument("--images", type=Path, help="folder of images (with --masks)")
     parser.add_argument("--masks", type=Path, help="folder of masks named like the images")
