@@ -36,6 +36,22 @@ def test_upload_png_then_bad_file(app_server, page):
     assert page.locator("[data-testid='stAlertContentError']").count() == 0
     page.get_by_role("button", name="Mask (PNG)").scroll_into_view_if_needed()
     save_screenshot(page, "segment_upload")
+    # The downloaded mask must be a real segmentation, not empty or all foreground. Shares
+    # measured with `python -m unet_demo predict` on this same 128x128 PNG (threshold 0.5):
+    # the lesion model 0.92% (true lesion 0.89%); the brain model, the page's default when
+    # models/bundled is used (first by name), 6.5%.
+    expected_share = {"Synthetic ultrasound-like lesions": (0.0092, 0.006),
+                      "Brain extraction": (0.065, 0.03)}
+    chosen = page.get_by_role("combobox", name="Model").input_value()
+    centre, margin = next((v for k, v in expected_share.items() if k in chosen), (0.25, 0.249))
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Mask (PNG)").click()
+    from PIL import Image
+
+    mask = np.asarray(Image.open(download.value.path()))
+    assert mask.shape[:2] == (128, 128)
+    share = float((mask > 0).mean())
+    assert abs(share - centre) <= margin, (chosen, share)
 
     page.locator(FILE_INPUT).set_input_files(
         files=[{"name": "notes.png", "mimeType": "image/png",
