@@ -69,7 +69,15 @@ def nifti_mask_bytes(labels_ras: np.ndarray, source_bytes: bytes, source_name: s
         source_name: its file name (for messages).
 
     Example:
-        >>> mask = nifti_mask_bytes(labels, open("brain.nii.gz", "rb").read(), "brain.nii.gz")  # doctest: +SKIP
+        >>> from pathlib import Path
+        >>> import nibabel as nib
+        >>> from nibabel.testing import data_path
+        >>> source = (Path(data_path) / "anatomical.nii").read_bytes()  # 33x41x25 voxels
+        >>> mask = nifti_mask_bytes(np.ones((33, 41, 25), np.uint8), source, "anatomical.nii")
+        >>> written = nib.Nifti1Image.from_bytes(gzip.decompress(mask))
+        >>> same_grid = np.allclose(written.affine, nib.Nifti1Image.from_bytes(source).affine)
+        >>> written.shape, written.get_data_dtype(), bool(same_grid)
+        ((33, 41, 25), dtype('uint8'), True)
     """
     import nibabel as nib
     from nibabel import orientations

@@ -284,8 +284,15 @@ def segment_loaded(loaded: Any, handle: Any, options: SegmentOptions) -> Segment
         options: threshold, TTA, post-processing, DICOM window.
 
     Example:
-        >>> result = segment_loaded(read_image_file("cells.png"), handle,
-        ...                         SegmentOptions())  # doctest: +SKIP
+        >>> from unet_demo.data.readers import LoadedImage
+        >>> from unet_demo.data.sources import load_split
+        >>> from unet_demo.evaluation.metrics import dice
+        >>> from unet_demo.inference.registry import open_model
+        >>> test = load_split("nuclei", "test")
+        >>> result = segment_loaded(LoadedImage(test.images[0], "png", {}),
+        ...                         open_model("bundled:nuclei"), SegmentOptions(tta=True))
+        >>> result.labels.shape, result.uncertainty.shape, dice(test.masks[0], result.labels) > 0.9
+        ((128, 128), (128, 128), True)
     """
     return segment_array(
         handle.predict_fn(), loaded.pixels, input_shape=handle.input_shape,
@@ -313,8 +320,15 @@ def segment_image_bytes(data: bytes, name: str, handle: Any,
         UNetDemoError: the file is not a usable image; the message says why and what to do.
 
     Example:
-        >>> loaded, result = segment_image_bytes(open("cells.png", "rb").read(), "cells.png",
-        ...                                      handle, SegmentOptions())  # doctest: +SKIP
+        >>> import io; from PIL import Image
+        >>> from unet_demo.data.sources import load_split
+        >>> from unet_demo.inference.registry import open_model
+        >>> image = load_split("nuclei", "test").images[0, ..., 0]  # float in [0, 1]
+        >>> png = io.BytesIO(); Image.fromarray((image * 255).astype(np.uint8)).save(png, "PNG")
+        >>> loaded, result = segment_image_bytes(png.getvalue(), "cells.png",
+        ...                                      open_model("bundled:nuclei"), SegmentOptions())
+        >>> loaded.kind, result.labels.shape, result.labels.dtype, list(result.area_pixels)
+        ('png', (128, 128), dtype('uint8'), [1])
     """
     loaded = read_image_bytes(data, name, plane=options.plane, slice_index=options.slice_index,
                               window=options.window)
@@ -334,8 +348,15 @@ def segment_loaded_volume(
         progress: called as progress(done, total) after each slice.
 
     Example:
-        >>> labels, mm3 = segment_loaded_volume(read_image_file("brain.nii.gz"), handle,
-        ...                                     SegmentOptions())  # doctest: +SKIP
+        >>> from pathlib import Path
+        >>> from nibabel.testing import data_path
+        >>> from unet_demo.data.readers import read_image_file
+        >>> from unet_demo.inference.registry import open_model
+        >>> loaded = read_image_file(Path(data_path) / "anatomical.nii")  # 33x41x25, 2 mm voxels
+        >>> labels, mm3 = segment_loaded_volume(loaded, open_model("bundled:brain_skullstrip"),
+        ...                                     SegmentOptions(plane="axial"))
+        >>> labels.shape, labels.dtype, list(mm3)
+        ((33, 41, 25), dtype('uint8'), [1])
     """
     if loaded.volume is None:
         raise UNetDemoError(
