@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import io
 import math
 import threading
@@ -273,12 +274,14 @@ def augment_gallery(cfg: AugmentConfig, image: np.ndarray, mask: np.ndarray, cou
     return samples
 
 
-def make_augment_fn(cfg: AugmentConfig) -> Callable[[np.ndarray, np.ndarray, np.random.Generator],
+def make_augment_fn(cfg: AugmentConfig) -> Callable[[np.ndarray, np.ndarray, int],
                                                      tuple[np.ndarray, np.ndarray]]:
-    """Return an `(image, mask, rng) -> (image, mask)` function for `data.pipeline.make_dataset`.
+    """Return the `(image, mask, seed) -> (image, mask)` adapter the tf.data pipeline calls.
 
-    The pipeline is built once; each call reseeds it from `rng`, so a pair's augmented view
-    depends only on the seed the pipeline hands over (reproducible, thread-safe).
+    See `unet_demo.data.pipeline.training_dataset`. The albumentations pipeline is built once;
+    every thread that calls the adapter gets its own copy, reseeded for every pair, so a pair's
+    augmented view depends only on the seed the pipeline hands over (reproducible whatever the
+    thread scheduling, and no lock).
 
     Args:
         cfg: the augmentation settings.
@@ -286,19 +289,19 @@ def make_augment_fn(cfg: AugmentConfig) -> Callable[[np.ndarray, np.ndarray, np.
     Example:
         >>> import numpy as np
         >>> fn = make_augment_fn(AugmentConfig(rotate_p=1.0))
-        >>> img, m = fn(np.zeros((16, 16, 1), np.float32), np.zeros((16, 16), np.uint8),
-        ...             np.random.default_rng(0))
+        >>> img, m = fn(np.zeros((16, 16, 1), np.float32), np.zeros((16, 16), np.uint8), 0)
         >>> img.shape, m.dtype
         ((16, 16, 1), dtype('uint8'))
     """
-    compose = build_augmentation(cfg)
-    lock = threading.Lock()
+    template = build_augmentation(cfg)
+    local = threading.local()
 
-    def augment(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator):
-        seed = int(rng.integers(0, 2**31 - 1))
-        with lock:
-            compose.set_random_seed(seed)
-            return augment_pair(compose, image, mask)
+    def augment(image: np.ndarray, mask: np.ndarray, seed: int):
+        compose = getattr(local, "compose", None)
+        if compose is None:
+            compose = local.compose = copy.deepcopy(template)
+        compose.set_random_seed(int(seed))
+        return augment_pair(compose, image, mask)
 
     return augment
 

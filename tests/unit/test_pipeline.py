@@ -1,4 +1,4 @@
-"""tf.data pipeline: shapes, dtypes, seeded shuffling and seeded augmentation."""
+"""tf.data pipeline: shapes, dtypes, seeded shuffling per epoch, seeded augmentation, resume."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from unet_demo.data.pipeline import make_dataset  # noqa: E402
+from unet_demo.augment import make_augment_fn  # noqa: E402
+from unet_demo.config import AugmentConfig  # noqa: E402
+from unet_demo.data.pipeline import (  # noqa: E402
+    epoch_order,
+    steps_per_epoch,
+    training_dataset,
+    validation_dataset,
+)
 from unet_demo.errors import UNetDemoError  # noqa: E402
 
 N, H, W = 10, 16, 16
@@ -24,9 +31,13 @@ def _epoch_ids(dataset) -> list[int]:
     return [int(v) for images, _ in dataset for v in images[:, 0, 0, 0].numpy()]
 
 
+def _per_epoch(ids: list[int], per_epoch: int) -> list[list[int]]:
+    return [ids[i:i + per_epoch] for i in range(0, len(ids), per_epoch)]
+
+
 def test_binary_batches_shapes_and_dtypes():
     images, masks = _arrays()
-    dataset = make_dataset(images, masks, batch_size=4, shuffle=False, seed=0)
+    dataset = validation_dataset(images, masks, batch_size=4)
     batches = list(dataset)
     assert [int(b[0].shape[0]) for b in batches] == [4, 4, 2]
     image, mask = batches[0]
@@ -34,19 +45,21 @@ def test_binary_batches_shapes_and_dtypes():
     assert mask.dtype == tf.float32 and tuple(mask.shape) == (4, H, W, 1)
     np.testing.assert_array_equal(mask.numpy()[..., 0], masks[:4])
     assert _epoch_ids(dataset) == list(range(N))
+    # Training batches have the same form, and each mask still belongs to its image.
+    for image, mask in training_dataset(images, masks, batch_size=4, seed=0, epochs=1):
+        assert image.dtype == tf.float32 and tuple(image.shape) == (4, H, W, 1)
+        assert mask.dtype == tf.float32 and tuple(mask.shape) == (4, H, W, 1)
+        ids = image.numpy()[:, 0, 0, 0].astype(int)
+        np.testing.assert_array_equal(mask.numpy()[..., 0], masks[ids])
 
 
 def test_drop_remainder_and_multiclass_sparse_and_one_hot():
     images, masks = _arrays(num_classes=3)
-    sparse = make_dataset(
-        images, masks, batch_size=4, shuffle=False, seed=0, num_classes=3, drop_remainder=True
-    )
+    sparse = training_dataset(images, masks, batch_size=4, seed=0, epochs=1, num_classes=3)
     batches = list(sparse)
-    assert len(batches) == 2
+    assert len(batches) == 2 == steps_per_epoch(N, 4)  # full batches only: one XLA shape
     assert batches[0][1].dtype == tf.int32 and tuple(batches[0][1].shape) == (4, H, W)
-    one_hot = make_dataset(
-        images, masks, batch_size=4, shuffle=False, seed=0, num_classes=3, one_hot=True
-    )
+    one_hot = validation_dataset(images, masks, batch_size=4, num_classes=3, one_hot=True)
     mask = next(iter(one_hot))[1].numpy()
     assert mask.shape == (4, H, W, 3) and mask.dtype == np.float32
     np.testing.assert_array_equal(mask.argmax(-1), masks[:4])
@@ -54,38 +67,80 @@ def test_drop_remainder_and_multiclass_sparse_and_one_hot():
 
 def test_shuffle_is_seeded_and_reshuffles_each_epoch():
     images, masks = _arrays()
-    first = make_dataset(images, masks, batch_size=3, shuffle=True, seed=7)
-    second = make_dataset(images, masks, batch_size=3, shuffle=True, seed=7)
-    other = make_dataset(images, masks, batch_size=3, shuffle=True, seed=8)
-    epochs_first = [_epoch_ids(first) for _ in range(3)]
-    epochs_second = [_epoch_ids(second) for _ in range(3)]
+    first = training_dataset(images, masks, batch_size=5, seed=7, epochs=3)
+    second = training_dataset(images, masks, batch_size=5, seed=7, epochs=3)
+    other = training_dataset(images, masks, batch_size=5, seed=8, epochs=3)
+    epochs_first = _per_epoch(_epoch_ids(first), N)
+    epochs_second = _per_epoch(_epoch_ids(second), N)
+    assert len(epochs_first) == 3
     assert epochs_first == epochs_second
     assert sorted(epochs_first[0]) == list(range(N))
     assert epochs_first[0] != epochs_first[1] or epochs_first[1] != epochs_first[2]
-    assert [_epoch_ids(other) for _ in range(3)] != epochs_first
+    assert _per_epoch(_epoch_ids(other), N) != epochs_first
+    assert epochs_first == [epoch_order(7, e, N).tolist() for e in range(3)]
+    # A resumed run (start_epoch=1) sees the same epochs 1 and 2 as an uninterrupted one.
+    resumed = training_dataset(images, masks, batch_size=5, seed=7, epochs=3, start_epoch=1)
+    assert _per_epoch(_epoch_ids(resumed), N) == epochs_first[1:]
 
 
-def _shift_augment(image, mask, rng):
+def test_leftover_images_are_dropped_per_epoch_not_carried_over():
+    images, masks = _arrays()
+    ids = _per_epoch(_epoch_ids(training_dataset(images, masks, batch_size=3, seed=7,
+                                                 epochs=2)), 9)
+    assert [len(epoch) for epoch in ids] == [9, 9]
+    assert ids == [epoch_order(7, e, N)[:9].tolist() for e in range(2)]
+
+
+def _shift_augment(image, mask, seed):
     """Roll image and mask by the same random offset (keeps them aligned)."""
-    shift = int(rng.integers(1, W))
+    shift = int(np.random.default_rng(seed).integers(1, W))
     return np.roll(image, shift, axis=1), np.roll(mask, shift, axis=1)
+
+
+def _in_index_order(batch, seed, epoch):
+    """A batch's images put back in index order (one full-size batch per epoch)."""
+    return batch[0].numpy()[np.argsort(epoch_order(seed, epoch, len(batch[0])))]
 
 
 def test_augmentation_moves_image_and_mask_together_seeded_per_epoch():
     rng = np.random.default_rng(1)
     images = rng.random((4, H, W, 1)).astype(np.float32)
     masks = (images[..., 0] > 0.5).astype(np.uint8)
-    dataset = make_dataset(
-        images, masks, batch_size=4, shuffle=False, seed=3, augment=_shift_augment
-    )
-    epoch1 = next(iter(dataset))
-    epoch2 = next(iter(dataset))
+    dataset = training_dataset(images, masks, batch_size=4, seed=3, epochs=2,
+                               augment=_shift_augment)
+    epoch1, epoch2 = list(dataset)
     for image, mask in (epoch1, epoch2):
         np.testing.assert_array_equal((image.numpy()[..., 0] > 0.5), mask.numpy()[..., 0] > 0)
-    assert not np.array_equal(epoch1[0].numpy(), epoch2[0].numpy())
-    again = make_dataset(images, masks, batch_size=4, shuffle=False, seed=3, augment=_shift_augment)
-    np.testing.assert_array_equal(next(iter(again))[0].numpy(), epoch1[0].numpy())
-    np.testing.assert_array_equal(next(iter(again))[0].numpy(), epoch2[0].numpy())
+    # Same image, another epoch: another augmented view.
+    assert not np.array_equal(_in_index_order(epoch1, 3, 0), _in_index_order(epoch2, 3, 1))
+    again = training_dataset(images, masks, batch_size=4, seed=3, epochs=2,
+                             augment=_shift_augment)
+    again1, again2 = list(again)
+    np.testing.assert_array_equal(again1[0].numpy(), epoch1[0].numpy())
+    np.testing.assert_array_equal(again2[0].numpy(), epoch2[0].numpy())
+    resumed = training_dataset(images, masks, batch_size=4, seed=3, epochs=2, start_epoch=1,
+                               augment=_shift_augment)
+    np.testing.assert_array_equal(next(iter(resumed))[0].numpy(), epoch2[0].numpy())
+
+
+def test_albumentations_adapter_in_the_pipeline_is_reproducible():
+    rng = np.random.default_rng(2)
+    images = rng.random((8, H, W, 1)).astype(np.float32)
+    masks = (images[..., 0] > 0.5).astype(np.uint8)
+    cfg = AugmentConfig(hflip_p=0.5, rotate_p=0.5, brightness_contrast_p=0.5, seed=0)
+    runs = [list(training_dataset(images, masks, batch_size=2, seed=5, epochs=2,
+                                  augment=make_augment_fn(cfg))) for _ in range(2)]
+    for (x_a, y_a), (x_b, y_b) in zip(*runs, strict=True):
+        np.testing.assert_array_equal(x_a.numpy(), x_b.numpy())
+        np.testing.assert_array_equal(y_a.numpy(), y_b.numpy())
+
+
+def test_an_augmentation_that_changes_the_size_is_refused():
+    images, masks = _arrays()
+    dataset = training_dataset(images, masks, batch_size=2, seed=0, epochs=1,
+                               augment=lambda image, mask, seed: (image[1:], mask[1:]))
+    with pytest.raises(Exception, match="keep the size"):
+        list(dataset)
 
 
 @pytest.mark.parametrize(
@@ -99,4 +154,12 @@ def test_augmentation_moves_image_and_mask_together_seeded_per_epoch():
 )
 def test_bad_inputs_raise_clear_errors(images, masks, num_classes, fragment):
     with pytest.raises(UNetDemoError, match=fragment):
-        make_dataset(images, masks, batch_size=2, shuffle=False, seed=0, num_classes=num_classes)
+        training_dataset(images, masks, batch_size=2, seed=0, epochs=1, num_classes=num_classes)
+    with pytest.raises(UNetDemoError, match=fragment):
+        validation_dataset(images, masks, batch_size=2, num_classes=num_classes)
+
+
+def test_batch_larger_than_the_training_set_is_refused():
+    images, masks = _arrays()
+    with pytest.raises(UNetDemoError, match="batch size"):
+        training_dataset(images, masks, batch_size=N + 1, seed=0, epochs=1)
