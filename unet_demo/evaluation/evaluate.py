@@ -178,9 +178,10 @@ def predict_split(handle: Any, dataset: str, split: str, *, tta: bool = False,
         batch_size: images per model call.
 
     Example:
-        >>> prediction = predict_split(open_model("bundled:nuclei"), "nuclei", "test")  # doctest: +SKIP
-        >>> prediction.probabilities.shape  # doctest: +SKIP
-        (5, 128, 128, 1)
+        >>> from unet_demo.inference.registry import open_model
+        >>> prediction = predict_split(open_model("bundled:nuclei"), "nuclei", "test", limit=3)
+        >>> prediction.probabilities.shape, prediction.masks.shape, prediction.total
+        ((3, 128, 128, 1), (3, 128, 128), 5)
     """
     images, masks, ids = load_split_arrays(dataset, split)
     total = len(ids)
@@ -216,8 +217,13 @@ def pair_image_mask_files(images_dir, masks_dir) -> list[tuple[Any, Any]]:
         masks_dir: folder of masks with matching names.
 
     Example:
-        >>> pair_image_mask_files("imgs", "masks")  # doctest: +SKIP
-        [(PosixPath('imgs/a.png'), PosixPath('masks/a_mask.png'))]
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     for name in ("imgs/a.png", "masks/a_mask.png"):  # empty files: only names count
+        ...         (Path(folder) / name).parent.mkdir(); (Path(folder) / name).touch()
+        ...     pairs = pair_image_mask_files(Path(folder) / "imgs", Path(folder) / "masks")
+        >>> [(image.name, mask.name) for image, mask in pairs]
+        [('a.png', 'a_mask.png')]
     """
     from pathlib import Path
 
@@ -284,7 +290,19 @@ def evaluate_folders(
         tta: flip test-time augmentation.
 
     Example:
-        >>> result = evaluate_folders(open_model("bundled:nuclei"), "imgs", "masks")  # doctest: +SKIP
+        >>> import tempfile; from PIL import Image
+        >>> from unet_demo.data.sources import load_split
+        >>> from unet_demo.inference.registry import open_model
+        >>> test = load_split("nuclei", "test")
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     for sub in ("imgs", "masks"): (Path(folder) / sub).mkdir()
+        ...     for stem, image, mask in zip(test.ids[:2], test.images, test.masks):
+        ...         Image.fromarray(np.uint8(image[..., 0] * 255)).save(f"{folder}/imgs/{stem}.png")
+        ...         Image.fromarray(mask * 255).save(f"{folder}/masks/{stem}.png")
+        ...     result = evaluate_folders(open_model("bundled:nuclei"), f"{folder}/imgs",
+        ...                               f"{folder}/masks")
+        >>> len(result.rows), result.mean["dice"] > 0.8
+        (2, True)
     """
     _check_threshold(threshold)
     options = SegmentOptions(threshold=threshold, tta=tta, postprocess=tuple(postprocess_ops or ()))
