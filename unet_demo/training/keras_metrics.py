@@ -4,7 +4,7 @@ The formulas are those of `unet_demo.evaluation.metrics` (numpy, per image); her
 summed over every pixel of an epoch. Keras is imported on first use only.
 
 Example:
-    >>> [m.name for m in keras_metrics(1)]  # doctest: +SKIP
+    >>> [m.name for m in keras_metrics(1)]
     ['dice', 'iou', 'precision', 'recall']
 """
 
@@ -110,8 +110,13 @@ def keras_metrics(num_classes: int, threshold: float = 0.5) -> list:
         threshold: sigmoid cut for the binary metrics.
 
     Example:
-        >>> [m.name for m in keras_metrics(1)]  # doctest: +SKIP
-        ['dice', 'iou', 'precision', 'recall']
+        >>> import numpy as np
+        >>> truth = np.zeros((1, 4, 4, 1), np.float32); truth[0, :2] = 1  # 8 foreground pixels
+        >>> prediction = np.zeros((1, 4, 4, 1), np.float32); prediction[0, :1] = 0.9  # 4 of them
+        >>> metrics = keras_metrics(1)
+        >>> for metric in metrics: metric.update_state(truth, prediction)
+        >>> {metric.name: round(float(metric.result()), 3) for metric in metrics}
+        {'dice': 0.667, 'iou': 0.5, 'precision': 1.0, 'recall': 0.5}
     """
     import keras
 
