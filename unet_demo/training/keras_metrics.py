@@ -114,7 +114,8 @@ def keras_metrics(num_classes: int, threshold: float = 0.5) -> list:
         >>> truth = np.zeros((1, 4, 4, 1), np.float32); truth[0, :2] = 1  # 8 foreground pixels
         >>> prediction = np.zeros((1, 4, 4, 1), np.float32); prediction[0, :1] = 0.9  # 4 of them
         >>> metrics = keras_metrics(1)
-        >>> for metric in metrics: metric.update_state(truth, prediction)
+        >>> for metric in metrics:
+        ...     _ = metric.update_state(truth, prediction)
         >>> {metric.name: round(float(metric.result()), 3) for metric in metrics}
         {'dice': 0.667, 'iou': 0.5, 'precision': 1.0, 'recall': 0.5}
     """
