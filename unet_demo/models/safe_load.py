@@ -562,7 +562,7 @@ def verify_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
         ...     _ = save_model_with_provenance(model, target, {"run_id": "demo"})
         ...     before = verify_provenance(target)["provenance"]
         ...     _ = target.write_bytes(target.read_bytes() + b"tampered")
-        ...     verify_provenance(target)
+        ...     verify_provenance(target)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         unet_demo.errors.UNetDemoError: 'model.keras' has SHA-256 ... the file was changed after export...

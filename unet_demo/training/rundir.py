@@ -270,8 +270,13 @@ def load_run(run_id_or_path: str | Path, root: str | Path | None = None) -> RunI
         root: runs folder (default `unet_demo.settings.runs_dir()`).
 
     Example:
-        >>> load_run("runs/20261123-093000-1a2b3c").status  # doctest: +SKIP
-        'finished'
+        >>> with tempfile.TemporaryDirectory() as runs:
+        ...     run_dir = Path(runs) / "20261123-093000-1a2b3c"
+        ...     atomic_write_json(run_dir / CONFIG_FILE, {"data": {"dataset": "nuclei"}})
+        ...     ev.append_event(run_dir, ev.Finished(best_epoch=3, metrics={"val_dice": 0.8}))
+        ...     run = load_run("20261123-093000-1a2b3c", root=runs)
+        >>> run.status, run.spec["data"]["dataset"]
+        ('finished', 'nuclei')
     """
     path = _run_dir_of(run_id_or_path, root)
     status, message = _status(path)
@@ -321,7 +326,13 @@ def load_model(run_dir: str | Path):
         run_dir: the run directory (or run id under the runs folder).
 
     Example:
-        >>> model = load_model("runs/20261123-093000-1a2b3c")  # doctest: +SKIP
+        >>> import shutil
+        >>> from unet_demo.settings import REPO_ROOT
+        >>> with tempfile.TemporaryDirectory() as run_dir:  # a run folder holding a bundled model
+        ...     atomic_write_json(Path(run_dir) / CONFIG_FILE, {})
+        ...     _ = shutil.copy(REPO_ROOT / "models/bundled/nuclei/model.keras", run_dir)
+        ...     load_model(run_dir).input_shape
+        (None, 128, 128, 1)
     """
     import keras
 
@@ -345,8 +356,8 @@ def list_model_choices(prefer: str = "runs") -> list[tuple[str, str]]:
         prefer: "runs" lists trained runs first (newest first), "bundled" lists bundled first.
 
     Example:
-        >>> all(spec.startswith("bundled:") for _, spec in list_model_choices("bundled")[:1])  # doctest: +SKIP
-        True
+        >>> list_model_choices("bundled")[0]  # doctest: +ELLIPSIS
+        ('Bundled: U-Net for Brain extraction on a T1 MRI head...', 'bundled:brain_skullstrip')
     """
     bundled = [(f"Bundled: {info.title}", BUNDLED_PREFIX + info.name)
                for info in list_bundled_models()]
