@@ -13,10 +13,8 @@ images could share a key; hashing every byte cannot confuse them.)
 
 Example:
     >>> from unet_demo.data.sources import load_split
-    >>> from unet_demo.models.safe_load import load_model_file
-    >>> from unet_demo.settings import REPO_ROOT
-    >>> model = load_model_file(REPO_ROOT / "models/bundled/nuclei/model.keras")
-    >>> shared = SharedModel(model, model_id="m1")
+    >>> from unet_demo.inference.registry import open_model
+    >>> shared = open_model("bundled:nuclei").shared  # one SharedModel per model file
     >>> shared.predict_probabilities(load_split("nuclei", "test").images).shape
     (5, 128, 128, 1)
     >>> inference_cache_key(b"png bytes", "m1", {"threshold": 0.5})[:8]
@@ -49,8 +47,8 @@ class SharedModel:
         >>> from unet_demo.settings import REPO_ROOT
         >>> model = load_model_file(REPO_ROOT / "models/bundled/nuclei/model.keras")
         >>> shared = SharedModel(model, model_id="bundled:nuclei@3f2a")
-        >>> shared.predict_probabilities(np.zeros((2, 128, 128, 1), np.float32)).shape
-        (2, 128, 128, 1)
+        >>> shared.input_shape, shared.output_shape, shared.calls
+        ((None, 128, 128, 1), (None, 128, 128, 1), 0)
     """
 
     def __init__(self, model: Any, model_id: str = "") -> None:
@@ -85,14 +83,12 @@ class SharedModel:
 
         Example:
             >>> from unet_demo.data.sources import load_split
-            >>> from unet_demo.models.safe_load import load_model_file
-            >>> from unet_demo.settings import REPO_ROOT
-            >>> model = load_model_file(REPO_ROOT / "models/bundled/nuclei/model.keras")
-            >>> shared = SharedModel(model)
-            >>> batch = load_split("nuclei", "test").images  # 5 images
+            >>> from unet_demo.inference.registry import open_model
+            >>> shared = open_model("bundled:nuclei").shared
+            >>> batch, calls = load_split("nuclei", "test").images, shared.calls  # 5 images
             >>> probabilities = shared.predict_probabilities(batch, batch_size=4)
-            >>> probabilities.dtype, shared.calls  # two calls: 4 images, then 1
-            (dtype('float32'), 2)
+            >>> probabilities.shape, probabilities.dtype, shared.calls - calls  # 4, then 1
+            ((5, 128, 128, 1), dtype('float32'), 2)
         """
         batch = np.asarray(images, dtype=np.float32)
         if batch.ndim == 3:
