@@ -100,7 +100,8 @@ def runs_dir(tmp_path, monkeypatch):
     return tmp_path / "runs"
 
 
-def _app(timeout: float = 60):
+def _app(timeout: float = 60, *, build_model: bool = True):
+    """The Train page with a tiny Build page model in the session, picked on Train (fast)."""
     from streamlit.testing.v1 import AppTest
 
     from unet_demo.ui.state import DATASET_KEY, UNET_CONFIG_KEY
@@ -108,6 +109,8 @@ def _app(timeout: float = 60):
     at = AppTest.from_file(PAGE, default_timeout=timeout)
     at.session_state[UNET_CONFIG_KEY] = TINY_MODEL
     at.session_state[DATASET_KEY] = "synthetic_lesions"
+    if build_model:
+        at.session_state["train.model_source"] = "Build page model"
     return at
 
 
@@ -132,11 +135,11 @@ def _page_text(at) -> str:
 
 
 def test_page_shows_settings_and_disclaimer(runs_dir):
-    at = _app().run()
+    at = _app(build_model=False).run()
     assert not at.exception
     assert "not for diagnosis" in _page_text(at)
     assert at.selectbox(key="train.dataset").value == "synthetic_lesions"
-    assert at.radio(key="train.model_source").value == "Build page model"
+    assert at.radio(key="train.model_source").value == "Preset model"
     assert not at.button(key="train.start").disabled
     assert at.button(key="train.stop").disabled
 
@@ -259,3 +262,167 @@ def test_an_uploaded_zip_dataset_can_be_picked_and_forms_a_run(runs_dir):
     keys = [key for key in at.session_state if key.startswith("train.")] + [UNET_CONFIG_KEY]
     spec = spec_from_state({key: at.session_state[key] for key in keys})
     assert spec.data.dataset == dataset and spec.model == TINY_MODEL
+
+
+# --------------------------------------------------------------------------- classroom-ready
+
+HOME = str(Path(PAGE).parents[1] / "streamlit_app.py")
+ISSUE_MODEL = UNetConfig(depth=3, base_filters=16, normalization="batch")
+
+
+def _menu_app(timeout: float = 60):
+    """The whole app (menu) with a BatchNorm base-16 model left by the Build page."""
+    from streamlit.testing.v1 import AppTest
+
+    from unet_demo.ui.state import DATASET_KEY, UNET_CONFIG_KEY
+
+    at = AppTest.from_file(HOME, default_timeout=timeout)
+    at.session_state[UNET_CONFIG_KEY] = ISSUE_MODEL
+    at.session_state[DATASET_KEY] = "brain_skullstrip"
+    return at.run()
+
+
+def test_after_the_build_page_train_defaults_to_the_preset_model_and_warns(runs_dir):
+    from unet_demo.training.presets import get_preset
+    from unet_demo.ui.train_ui import spec_from_state
+
+    at = _menu_app()
+    at.switch_page("pages/3_Build.py").run()
+    at.switch_page("pages/4_Train.py").run()
+    assert not at.exception, at.exception
+    assert at.radio(key="train.model_source").value == "Preset model"
+    state = {key: at.session_state[key] for key in at.session_state if key.startswith("train.")}
+    preset = get_preset("brain_skullstrip", "classroom")
+    assert spec_from_state(state).model == preset.model  # base 8, GroupNorm
+    assert not [w for w in at.warning if "BatchNorm" in str(w.value)]
+    assert any("Estimated time: about" in str(c.value) for c in at.caption)
+    # Picking the Build page's model on Train trains it, with a warning before the start.
+    at.radio(key="train.model_source").set_value("Build page model").run()
+    warnings = [str(w.value) for w in at.warning]
+    assert any(text.startswith("BatchNorm with batches of 8") for text in warnings), warnings
+    assert any("estimated to take about" in text for text in warnings), warnings
+    # The preset's model for many epochs: only the time warning.
+    at.radio(key="train.model_source").set_value("Preset model").run()
+    at.number_input(key="train.epochs").set_value(60).run()
+    warnings = [str(w.value) for w in at.warning]
+    assert len(warnings) == 1 and "longer than 2:00" in warnings[0], warnings
+
+
+def _fake_finished_run(root, run_id, dice, *, loss="bce_dice", status="finished", kept=None):
+    from unet_demo.training import rundir
+    from unet_demo.training.presets import get_preset
+
+    spec = get_preset("synthetic_lesions", "classroom")
+    spec = spec.replace(train=spec.train.replace(loss=loss))
+    run_dir = root / run_id
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(spec.to_json())
+    rows = [{"epoch": e, "loss": 0.5 / e, "val_loss": 0.6 / e, "dice": d + 0.1,
+             "val_dice": d, "lr": 3e-3 / e, "seconds": 1.0} for e, d in enumerate(dice, 1)]
+    rundir.write_history_csv(run_dir, rows)
+    append_event(run_dir, Started(epochs=len(dice), batches_per_epoch=2))
+    for row in rows:
+        append_event(run_dir, EpochEnd(epoch=row["epoch"], seconds=1.0, metrics={
+            k: v for k, v in row.items() if k != "epoch"}))
+    if status == "finished":
+        append_event(run_dir, Finished(best_epoch=kept or len(dice), metrics={},
+                                       epochs_run=len(dice)))
+    else:
+        append_event(run_dir, Stopped(epoch=len(dice) + 1, batch=1))
+    return run_dir
+
+
+def test_finished_run_says_which_epochs_weights_are_kept(runs_dir):
+    run_dir = _fake_finished_run(runs_dir, "20261123-090000-0000aa",
+                                 [0.478, 0.495, 0.687, 0.591, 0.661, 0.6, 0.64, 0.615])
+    at = _app()
+    at.query_params["run"] = run_dir.name
+    at.run()
+    assert not at.exception, at.exception
+    success = [str(s.value) for s in at.success]
+    assert success == ["Finished after 8 epoch(s). Kept: epoch 8 (last epoch, validation Dice "
+                       "0.615); best validation Dice 0.687 at epoch 3."], success
+    best = next(m for m in at.metric if m.label == "Best val Dice")
+    assert best.value == "0.687 (epoch 3)"
+
+
+def test_the_run_stays_in_the_url_and_the_form_across_pages(runs_dir):
+    run_dir = _fake_finished_run(runs_dir, "20261123-090000-0000bb", [0.5, 0.6])
+    at = _menu_app()
+    at.switch_page("pages/4_Train.py").run()
+    assert "run" not in at.query_params
+    at.number_input(key="train.epochs").set_value(3).run()
+    at.number_input(key="train.batch_size").set_value(4).run()
+    at.selectbox(key="train.loss").set_value("dice").run()
+    at.select_slider(key="train.learning_rate").set_value(1e-3).run()
+    at.number_input(key="train.seed").set_value(7).run()
+    at.text_input(key="train.label").input("dice loss").run()
+    show = next(b for b in at.button if b.label == "Show this run")
+    show.click().run()
+    assert at.query_params["run"] in ([run_dir.name], run_dir.name)
+    at.run()  # an ordinary rerun keeps it
+    assert at.query_params["run"] in ([run_dir.name], run_dir.name)
+    # Round trip through another page. Streamlit clears the query string on a page switch
+    # in the browser; AppTest keeps it, so clear it here as the browser does.
+    at.switch_page("pages/1_Data.py").run()
+    assert not at.exception, at.exception
+    at.query_params.clear()
+    at.switch_page("pages/4_Train.py").run()
+    assert not at.exception, at.exception
+    assert at.query_params["run"] in ([run_dir.name], run_dir.name)
+    assert at.number_input(key="train.epochs").value == 3
+    assert at.number_input(key="train.batch_size").value == 4
+    assert at.selectbox(key="train.loss").value == "dice"
+    assert at.select_slider(key="train.learning_rate").value == 1e-3
+    assert at.number_input(key="train.seed").value == 7
+    assert at.text_input(key="train.label").value == "dice loss"
+
+
+def test_ab_compares_dice_on_one_axis_losses_apart_and_lists_differing_settings(runs_dir):
+    _fake_finished_run(runs_dir, "20261123-080000-0000c1", [0.3, 0.4])  # old, finished
+    _fake_finished_run(runs_dir, "20261123-090000-0000c2", [0.5, 0.7], loss="bce")
+    _fake_finished_run(runs_dir, "20261123-100000-0000c3", [0.6, 0.8], loss="dice")
+    _fake_finished_run(runs_dir, "20261123-110000-0000c4", [0.2], status="stopped")
+    import os
+
+    for age, name in enumerate(sorted(p.name for p in runs_dir.iterdir())):
+        os.utime(runs_dir / name / "config.json", (1e9 + age * 60, 1e9 + age * 60))
+    at = _app().run()
+    assert not at.exception, at.exception
+    picked = at.multiselect[0]
+    assert sorted(picked.value) == ["20261123-090000-0000c2", "20261123-100000-0000c3"]
+    charts = at.get("plotly_chart")
+    figure = json.loads(charts[-1].proto.spec)
+    dice = [t for t in figure["data"] if t["name"].endswith("val Dice")]
+    losses = [t for t in figure["data"] if "loss" in t["name"]]
+    assert len(dice) == 2 and {t.get("yaxis", "y") for t in dice} == {"y"}
+    assert len(losses) == 4 and "y" not in {t.get("yaxis", "y") for t in losses}
+    assert len({t["yaxis"] for t in losses}) == 2  # one axis per run's loss
+    titles = [a["text"] for a in figure["layout"]["annotations"]]
+    assert "A: loss (Dice), own axis" in titles and "B: loss (Binary cross-entropy), own axis" \
+        in titles
+    diff = at.dataframe[-1].value
+    assert list(diff["setting"]) == ["train.loss"]
+
+
+def test_every_train_control_says_why(runs_dir):
+    _fake_finished_run(runs_dir, "20261123-090000-0000d1", [0.5, 0.6])
+    _fake_finished_run(runs_dir, "20261123-090000-0000d2", [0.5, 0.7])
+    at = _app(build_model=False).run()
+    assert not at.exception, at.exception
+    missing = []
+    for kind in ("selectbox", "radio", "number_input", "select_slider", "checkbox",
+                 "text_input", "multiselect", "button"):
+        for widget in at.get(kind):
+            if not (getattr(widget, "help", None) or "").strip():
+                missing.append(f"{kind} {getattr(widget, 'label', '?')}")
+    assert not missing, missing
+
+
+def test_learning_rate_axis_has_readable_log_ticks():
+    rows = [{"epoch": e, "loss": 1.0, "lr": lr} for e, lr in
+            enumerate((3e-3, 2.6e-3, 1.5e-3, 5e-4, 1.2e-4), start=1)]
+    axis = training_curves_figure(rows).layout.yaxis3
+    assert axis.type == "log"
+    assert list(axis.ticktext) == ["1e-4", "2e-4", "5e-4", "1e-3", "2e-3", "5e-3"]
+    assert [float(t) for t in axis.ticktext] == pytest.approx(list(axis.tickvals))

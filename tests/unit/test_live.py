@@ -71,7 +71,7 @@ def test_update_reads_only_new_lines_and_resume_replaces_epochs(tmp_path):
 
 @pytest.mark.parametrize(("terminal", "status", "kind", "start"), [
     (Finished(best_epoch=2, metrics={}, epochs_run=3, stopped_early=True), "finished",
-     "success", "Finished after 3 epoch(s) (early stopping); best epoch 2."),
+     "success", "Finished after 3 epoch(s) (early stopping). Kept: epoch 2"),
     (Stopped(epoch=3, batch=5), "stopped", "warning", "Stopped during epoch 3 after batch 5."),
     (Failed(message="out of memory"), "failed", "error", "Training failed: out of memory"),
 ])
@@ -106,12 +106,85 @@ def test_progress_text_leaves_the_compiling_first_epoch_out_of_the_eta():
     assert text == "Epoch 2/4 · batch 5/5 · ETA 0:20 · 8.0 images/s"
 
 
-def test_progress_text_before_the_first_step_says_estimating():
+def test_progress_text_says_compiling_until_the_first_batch_with_a_real_rate():
+    # Before the first BatchEnd the worker builds and XLA-compiles the model: the page used
+    # to say "batch 12/12" there (the epoch's last batch), which was not true.
     live = LiveRun("r")
-    live.apply([Started(epochs=2, batches_per_epoch=3, initial_epoch=1, time=10.0)])
+    live.apply([Started(epochs=8, batches_per_epoch=12, time=10.0)])
     fraction, text = progress_text(live, now=12.0)
-    assert fraction == pytest.approx(0.5)
-    assert "ETA estimating" in text and "images/s" not in text
+    assert fraction == 0.0
+    assert text == "Epoch 1/8 · compiling the model… (the first batch waits for it)"
+    assert "12/12" not in text and "images/s" not in text
+    live.apply([BatchEnd(epoch=1, batch=1, num_batches=12, loss=0.9, images_per_sec=0.0,
+                         time=30.0)])
+    assert "compiling the model" in progress_text(live, now=30.0)[1]  # no real rate yet
+    live.apply([BatchEnd(epoch=1, batch=2, num_batches=12, loss=0.8, images_per_sec=16.0,
+                         time=31.0)])
+    assert progress_text(live, now=31.0)[1].startswith("Epoch 1/8 · batch 2/12 · ETA ")
+    # A resumed run compiles again.
+    resumed = LiveRun("r")
+    resumed.apply([Started(epochs=2, batches_per_epoch=3, initial_epoch=1, time=10.0)])
+    fraction, text = progress_text(resumed, now=12.0)
+    assert fraction == pytest.approx(0.5) and "Epoch 2/2 · compiling" in text
+
+
+def test_one_kept_wording_when_the_last_epoch_is_not_the_best():
+    # The run of the issue: BatchNorm, val Dice 0.687 at epoch 3, last epoch 8 kept.
+    from unet_demo.training.live import kept_weights_text
+
+    dice = [0.478, 0.495, 0.687, 0.591, 0.661, 0.6, 0.64, 0.615]
+    history = [{"epoch": e, "val_dice": d} for e, d in enumerate(dice, start=1)]
+    live = LiveRun("r")
+    live.apply([Started(epochs=8, batches_per_epoch=12)]
+               + [EpochEnd(epoch=r["epoch"], metrics={"val_dice": r["val_dice"]}, seconds=1.0)
+                  for r in history]
+               + [Finished(best_epoch=8, metrics={}, epochs_run=8)])
+    kind, text = end_message(live)
+    expected = ("Kept: epoch 8 (last epoch, validation Dice 0.615); best validation Dice "
+                "0.687 at epoch 3.")
+    assert kind == "success" and text == "Finished after 8 epoch(s). " + expected
+    assert "best epoch 8" not in text
+    assert kept_weights_text(8, history) == expected
+    assert kept_weights_text(3, history) == "Kept: epoch 3 (best validation Dice 0.687 of 8 " \
+        "epochs)."
+
+
+def test_time_estimate_and_warnings_before_a_start():
+    from unet_demo.training.live import estimate_run_seconds, training_warnings
+    from unet_demo.training.presets import get_preset
+
+    classroom = get_preset("brain_skullstrip", "classroom")
+    estimate = estimate_run_seconds(classroom, 101)
+    assert 45 < estimate.seconds < 90 and training_warnings(classroom, estimate) == []
+    # The issue's run: BatchNorm, base 16: four times the convolution cost, and BatchNorm
+    # with batches of 8.
+    issue = classroom.replace(model=classroom.model.replace(normalization="batch",
+                                                            base_filters=16))
+    estimate = estimate_run_seconds(issue, 101)
+    warnings = training_warnings(issue, estimate)
+    assert estimate.seconds > 120 and len(warnings) == 2
+    assert warnings[0].startswith("BatchNorm with batches of 8")
+    assert "estimated to take about" in warnings[1]
+    # Past runs of the same model on this server take precedence over the reference.
+    history = [{"epoch": 1, "images_per_sec": 2.0}] + [
+        {"epoch": e, "images_per_sec": 50.0} for e in (2, 3, 4)]
+    learned = estimate_run_seconds(issue, 100, [(issue.to_dict(), history)])
+    assert learned.images_per_sec == 50.0 and "past runs" in learned.method
+    other = classroom.to_dict()
+    assert estimate_run_seconds(issue, 100, [(other, history)]).images_per_sec != 50.0
+    big_batches = issue.replace(train=issue.train.replace(batch_size=16))
+    assert not any("BatchNorm" in text for text in training_warnings(big_batches))
+
+
+def test_settings_diff_lists_only_what_differs():
+    from unet_demo.training.live import settings_diff
+    from unet_demo.training.presets import get_preset
+
+    a = get_preset("brain_skullstrip", "classroom")
+    b = a.replace(train=a.train.replace(loss="bce"))
+    assert settings_diff({"A": a.to_dict(), "B": b.to_dict()}) == [
+        {"setting": "train.loss", "A": "bce_dice", "B": "bce"}]
+    assert settings_diff({"A": a.to_dict(), "B": a.to_dict()}) == []
 
 
 def test_clock_and_best_epoch():

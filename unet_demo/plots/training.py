@@ -89,7 +89,10 @@ def training_curves_figure(rows: Sequence[dict[str, Any]], *, total_epochs: int 
     for column in (1, 2, 3):
         figure.update_xaxes(title_text="epoch", range=x_range, row=1, col=column)
     figure.update_yaxes(range=[0, 1.02], row=1, col=2)
-    figure.update_yaxes(type="log", exponentformat="e", row=1, col=3)
+    lr_values = [v for v in (_value(row, "lr") for row in rows) if v is not None and v > 0]
+    tickvals, ticktext = log_ticks(lr_values)
+    figure.update_yaxes(type="log", tickvals=tickvals or None, ticktext=ticktext or None,
+                        row=1, col=3)
     if best_epoch:
         for column in (1, 2):
             figure.add_vline(x=best_epoch, line_dash="dot", line_color="#555", row=1, col=column)
@@ -98,24 +101,67 @@ def training_curves_figure(rows: Sequence[dict[str, Any]], *, total_epochs: int 
     return figure
 
 
-def overlay_runs_figure(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]]):
-    """A/B comparison: validation loss and validation Dice of several runs on shared axes.
+def log_ticks(values: Sequence[float]) -> tuple[list[float], list[str]]:
+    """Readable ticks for a log axis: 1, 2 and 5 x 10^k covering ``values``, as "2e-3".
+
+    Plotly's default log ticks mix forms ("2, 1e-3, 5, 2, 1e-4"); these all read alike. When
+    the values span more than two decades only the powers of ten are kept.
 
     Args:
-        runs: (label, history rows) per run; solid lines are validation Dice, dashed lines
-            validation loss, one colour per run.
+        values: the positive values on the axis.
 
     Example:
-        >>> a = [{"epoch": 1, "val_loss": 0.8, "val_dice": 0.5}]
-        >>> b = [{"epoch": 1, "val_loss": 0.6, "val_dice": 0.7}]
-        >>> len(overlay_runs_figure([("A", a), ("B", b)]).data)
-        4
+        >>> log_ticks([3e-3, 1.2e-4])
+        ([0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005], ['1e-4', '2e-4', '5e-4', '1e-3', '2e-3', '5e-3'])
+        >>> log_ticks([])
+        ([], [])
+    """
+    positive = [float(v) for v in values if v and v > 0 and math.isfinite(v)]
+    if not positive:
+        return [], []
+    low, high = min(positive), max(positive)
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    mantissas = (1, 2, 5) if last - first <= 2 else (1,)
+    ticks = []
+    for power in range(first, last + 1):
+        for mantissa in mantissas:
+            value = mantissa * 10.0 ** power
+            if low / 2.5 <= value <= high * 2.5:
+                ticks.append((float(f"{value:.0e}"), f"{mantissa}e{power}"))
+    return [v for v, _ in ticks], [t for _, t in ticks]
+
+
+def overlay_runs_figure(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]],
+                        loss_names: Sequence[str] | None = None):
+    """A/B comparison: validation Dice of the runs on one axis, each run's loss on its own.
+
+    Dice means the same for every run, so it shares an axis. Losses do not: a BCE value and a
+    Dice-loss value are on different scales, so putting them on one axis would make one run
+    look "better" for no reason. Each run's train and validation loss get their own panel.
+
+    Args:
+        runs: (label, history rows) per run; one colour per run.
+        loss_names: the loss of each run (panel titles), e.g. ["BCE", "Dice"].
+
+    Example:
+        >>> a = [{"epoch": 1, "loss": 0.7, "val_loss": 0.8, "val_dice": 0.5}]
+        >>> b = [{"epoch": 1, "loss": 0.5, "val_loss": 0.6, "val_dice": 0.7}]
+        >>> figure = overlay_runs_figure([("A", a), ("B", b)], ["BCE", "Dice"])
+        >>> [trace.name for trace in figure.data]
+        ['A val Dice', 'B val Dice', 'A train loss', 'A val loss', 'B train loss', 'B val loss']
+        >>> figure.layout.annotations[1].text
+        'A: loss (BCE), own axis'
     """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    figure = make_subplots(rows=1, cols=2, subplot_titles=("Validation Dice", "Validation loss"),
-                           horizontal_spacing=0.08)
+    names = list(loss_names or [""] * len(runs))
+    titles = ["Validation Dice (shared axis)"] + [
+        f"{label.split(':')[0]}: loss" + (f" ({name})" if name else "") + ", own axis"
+        for (label, _), name in zip(runs, names, strict=False)]
+    figure = make_subplots(rows=1, cols=1 + len(runs), subplot_titles=titles,
+                           horizontal_spacing=0.06,
+                           column_widths=[2.0] + [1.0] * len(runs))
     for index, (label, rows) in enumerate(runs):
         colour = RUN_COLOURS[index % len(RUN_COLOURS)]
         epochs = [int(row["epoch"]) for row in rows]
@@ -123,11 +169,16 @@ def overlay_runs_figure(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]]):
         figure.add_trace(go.Scatter(x=epochs, y=[_value(r, dice_key) for r in rows],
                                     mode="lines+markers", name=f"{label} val Dice",
                                     line=dict(color=colour, width=2)), row=1, col=1)
-        figure.add_trace(go.Scatter(x=epochs, y=[_value(r, "val_loss") for r in rows],
-                                    mode="lines+markers", name=f"{label} val loss",
-                                    line=dict(color=colour, width=2, dash="dash")), row=1, col=2)
+    for index, (label, rows) in enumerate(runs):
+        colour = RUN_COLOURS[index % len(RUN_COLOURS)]
+        epochs = [int(row["epoch"]) for row in rows]
+        for key, dash, what in (("loss", "dot", "train loss"), ("val_loss", "solid", "val loss")):
+            figure.add_trace(go.Scatter(x=epochs, y=[_value(r, key) for r in rows],
+                                        mode="lines+markers", name=f"{label} {what}",
+                                        line=dict(color=colour, width=2, dash=dash)),
+                             row=1, col=2 + index)
     figure.update_xaxes(title_text="epoch")
     figure.update_yaxes(range=[0, 1.02], row=1, col=1)
-    figure.update_layout(height=330, margin=dict(l=40, r=10, t=50, b=40),
+    figure.update_layout(height=340, margin=dict(l=40, r=10, t=50, b=40),
                          legend=dict(orientation="h", y=-0.25))
     return figure

@@ -24,15 +24,20 @@ import streamlit as st
 from unet_demo.config import LOSS_LABELS, OPTIMIZER_LABELS, SCHEDULE_LABELS
 from unet_demo.errors import UNetDemoError
 from unet_demo.training.live import (
+    REFERENCE_OVERHEAD_S,
     LiveRun,
     best_epoch,
+    clock,
     end_message,
+    estimate_run_seconds,
     job_active,
     load_snapshot,
     progress_text,
     run_dir_of,
     run_row,
+    settings_diff,
     started_facts,
+    training_warnings,
 )
 from unet_demo.ui.common import encoder_weights_ui
 
@@ -118,7 +123,9 @@ def settings_ui(disabled: bool):
     with data_col:
         st.subheader("Data")
         st.selectbox("Dataset", list(choices), format_func=choices.get, key=PREFIX + "dataset",
-                     on_change=_apply_preset, disabled=disabled, persist_state="session")
+                     on_change=_apply_preset, disabled=disabled, persist_state="session",
+                     help="The images and masks to learn from; its fixed validation split "
+                          "measures how well the model generalises.")
         st.radio("Preset", PRESET_NAMES, key=PREFIX + "preset", horizontal=True,
                  on_change=_apply_preset, disabled=disabled, persist_state="session",
                  help="classroom: small and fast (minutes on a laptop CPU); quality: bigger "
@@ -139,13 +146,18 @@ def settings_ui(disabled: bool):
     with model_col:
         st.subheader("Model")
         built = get_unet_config()
-        state.setdefault(PREFIX + "model_source", MODEL_SOURCES[1] if built else MODEL_SOURCES[0])
+        # The preset's model is the default even after a visit to the Build page: training
+        # an experiment from Build (e.g. BatchNorm) must be a choice made here, not a surprise.
+        state.setdefault(PREFIX + "model_source", MODEL_SOURCES[0])
         source = st.radio("Model", MODEL_SOURCES, key=PREFIX + "model_source",
                           disabled=disabled, persist_state="session",
-                          help="The Build page's U-Net, or the model that comes with the preset.")
+                          help="The preset's model is tested to train well in class; pick the "
+                               "Build page's U-Net to try your own design.")
         if source == MODEL_SOURCES[1] and built is None:
             st.info("No model from the Build page yet: using the preset's model. Design "
                     "one on the Build page to train it here.")
+        elif source == MODEL_SOURCES[1]:
+            st.caption("Training **the Build page's model**, not the preset's.")
         model = _chosen_model(state, preset)
         levels = "-".join(str(f) for f in model.level_filters())
         st.caption(f"**{model.variant}** U-Net, depth {model.depth}, filters {levels}, "
@@ -153,7 +165,9 @@ def settings_ui(disabled: bool):
                    "and classes are matched to the data when the run starts.")
         encoder_weights_ui(model)
         st.checkbox("Augment training images", key=PREFIX + "augment", disabled=disabled,
-                    persist_state="session")
+                    persist_state="session",
+                    help="Random flips and distortions show the model more variety, which "
+                         "helps it generalise but needs more epochs.")
         augment_cfg, augment_source = _chosen_augment(state, preset)
         if state[PREFIX + "augment"]:
             st.caption(f"Uses {augment_source}: {_augment_summary(augment_cfg)}.")
@@ -166,20 +180,32 @@ def settings_ui(disabled: bool):
         if state.get(PREFIX + "loss") not in losses:
             state[PREFIX + "loss"] = losses[0]
         st.selectbox("Loss", losses, format_func=LOSS_LABELS.get, key=PREFIX + "loss",
-                     disabled=disabled, persist_state="session")
+                     disabled=disabled, persist_state="session",
+                     help="What training minimises: cross-entropy scores each pixel, Dice the "
+                          "overlap; Dice-based losses cope better with small structures.")
         left, right = st.columns(2)
         left.selectbox("Optimiser", OPTIMIZERS, format_func=OPTIMIZER_LABELS.get,
-                       key=PREFIX + "optimizer", disabled=disabled, persist_state="session")
+                       key=PREFIX + "optimizer", disabled=disabled, persist_state="session",
+                       help="How the weights follow the loss's gradient; Adam adapts the step "
+                            "per weight and works well without tuning.")
         rates = sorted({*LEARNING_RATES, float(state[PREFIX + "learning_rate"])})
         right.select_slider("Learning rate", rates, key=PREFIX + "learning_rate",
                             format_func=lambda v: f"{v:.0e}", disabled=disabled,
-                            persist_state="session")
+                            persist_state="session",
+                            help="Size of each weight update: too high and the loss jumps "
+                                 "around, too low and learning crawls.")
         left.selectbox("LR schedule", SCHEDULES, format_func=SCHEDULE_LABELS.get,
-                       key=PREFIX + "schedule", disabled=disabled, persist_state="session")
+                       key=PREFIX + "schedule", disabled=disabled, persist_state="session",
+                       help="How the learning rate changes over the run; lowering it towards "
+                            "the end (cosine) settles the weights.")
         right.number_input("Epochs", min_value=1, max_value=1000, key=PREFIX + "epochs",
-                           disabled=disabled, persist_state="session")
+                           disabled=disabled, persist_state="session",
+                           help="Passes over the training images: more epochs learn more but "
+                                "take longer and can overfit.")
         left.number_input("Batch size", min_value=1, max_value=512, key=PREFIX + "batch_size",
-                          disabled=disabled, persist_state="session")
+                          disabled=disabled, persist_state="session",
+                          help="Images per weight update: larger batches give steadier "
+                               "gradients (and BatchNorm needs them) but fewer updates.")
         right.number_input("Early stopping patience (0 = off)", min_value=0, max_value=1000,
                            key=PREFIX + "early_stopping_patience", disabled=disabled,
                            persist_state="session",
@@ -187,10 +213,14 @@ def settings_ui(disabled: bool):
                                 "Dice (not loss) and keep the weights of the epoch with the "
                                 "highest validation Dice.")
         left.number_input("Seed", min_value=0, max_value=2**31 - 1, key=PREFIX + "seed",
-                          disabled=disabled, persist_state="session")
+                          disabled=disabled, persist_state="session",
+                          help="Fixes the random start and data order, so the same settings "
+                               "repeat the same curves and an A/B test changes one thing.")
         label = right.text_input("Run label (optional)", key=PREFIX + "label", max_chars=60,
                                  disabled=disabled, placeholder="e.g. dice loss, lr 3e-4",
-                                 persist_state="session")
+                                 persist_state="session",
+                                 help="A name for this run in the runs list and the A/B "
+                                      "comparison.")
 
     try:
         spec = spec_from_state(state)
@@ -283,11 +313,14 @@ def _upload_ui(disabled: bool) -> None:
                    "(PNG, JPEG, TIFF, DICOM or NIfTI slices). Files are checked before use; "
                    "valid pairs are split 70/15/15 by name. Name slices `<patient>_<slice>` "
                    "and tick the box below so one patient never lands in two splits.")
-        st.file_uploader("Dataset ZIP", type=["zip"], key=PREFIX + "zip", disabled=disabled)
+        st.file_uploader("Dataset ZIP", type=["zip"], key=PREFIX + "zip", disabled=disabled,
+                         help="Train on your own images: the files are checked first.")
         st.checkbox("Group files by the name before the first underscore",
-                    key=PREFIX + "zip_grouped", disabled=disabled)
+                    key=PREFIX + "zip_grouped", disabled=disabled,
+                    help="Keeps all slices of one patient in one split, so validation "
+                         "never sees a patient the model trained on.")
         st.button("Check and add the dataset", on_click=_add_uploaded_dataset,
-                  disabled=disabled)
+                  disabled=disabled, help="Checks the ZIP and adds it to the Dataset list.")
         skipped = st.session_state.get(PREFIX + "zip_skipped")
         if skipped:
             st.caption(f"{len(skipped)} file(s) skipped:")
@@ -395,7 +428,9 @@ def _snapshot_ui(live: LiveRun, run_dir: Path) -> None:
         state[key] = epochs[-1]
     state[follow_key] = epochs[-1]
     if len(epochs) > 1:
-        epoch = st.select_slider("Epoch scrubber: predictions after epoch", epochs, key=key)
+        epoch = st.select_slider("Epoch scrubber: predictions after epoch", epochs, key=key,
+                                 help="Move back to see how the predictions improved "
+                                      "epoch by epoch.")
     else:
         epoch = epochs[0]
     snapshot = load_snapshot(run_dir, live.snapshots[epoch])
@@ -435,8 +470,10 @@ def _render_live(live: LiveRun, run_dir: Path, running: bool) -> None:
     columns = st.columns(4)
     columns[0].metric("Status", status)
     columns[1].metric("Epochs done", f"{len(live.history)}/{started.epochs if started else '?'}")
-    columns[2].metric("Best val Dice", f"{best_dice:.3f}" if best_dice is not None else "-",
-                      help=f"epoch {best}" if best else None)
+    columns[2].metric("Best val Dice",
+                      f"{best_dice:.3f} (epoch {best})" if best_dice is not None else "-",
+                      help="The highest validation Dice so far. At the end, early stopping "
+                           "keeps that epoch's weights; without it the last epoch is kept.")
     columns[3].metric("Device", started.device if started else "-")
     if started is not None:
         st.caption(started_facts(started))
@@ -508,32 +545,49 @@ def runs_ui(current: str | None) -> None:
     # The pickers' keys carry a fingerprint of the labels: a run whose status changes gets a
     # fresh widget, so the browser never keeps showing an old "running" label.
     fingerprint = hashlib.sha1("|".join(labels.values()).encode()).hexdigest()[:8]
+    runs_by_id = {run.run_id: run for run in runs}
     pick_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
     chosen = pick_col.selectbox("Show a run in the panel above", ids, format_func=labels.get,
                                 index=ids.index(current) if current in ids else 0,
-                                key=f"{PREFIX}open_pick.{fingerprint}")
+                                key=f"{PREFIX}open_pick.{fingerprint}",
+                                help="Any earlier run, yours or another class's, can be "
+                                     "reopened to look at its curves again.")
     button_col.button("Show this run", on_click=attach, args=(chosen,),
-                      disabled=chosen == current)
+                      disabled=chosen == current,
+                      help="Shows this run's curves and snapshots in the panel above.")
     st.subheader("Compare runs (A/B)")
     st.caption("Pick two runs trained on the same dataset (the split is fixed per dataset, so "
-               "both see the same validation images) to compare their validation curves. "
+               "both see the same validation images) to compare their validation Dice; each "
+               "run's loss has its own axis, because different losses have different scales. "
                + DETERMINISM_NOTE)
+    finished = [row["run"] for row in rows if row["status"] == "finished"]  # newest first
     default = [run_id for run_id in st.session_state.get(PREFIX + "compare_ids", [])
-               if run_id in ids] or ([current] if current in ids else ids[:1])
-    picked = st.multiselect("Runs to overlay", ids, default=default, format_func=labels.get,
-                            max_selections=2, key=f"{PREFIX}compare.{fingerprint}")
+               if run_id in ids] or finished[:2] or ids[:1]
+    picked = st.multiselect("Runs to compare", ids, default=default, format_func=labels.get,
+                            max_selections=2, key=f"{PREFIX}compare.{fingerprint}",
+                            help="Two runs that differ in one setting show what that setting "
+                                 "does; the two newest finished runs are picked first.")
     st.session_state[PREFIX + "compare_ids"] = list(picked)
     if len(picked) == 2:
         datasets = {row["run"]: row["dataset"] for row in rows}
         if datasets[picked[0]] != datasets[picked[1]]:
             st.info("These runs use different datasets: their curves are not comparable.")
-        runs_by_id = {run.run_id: run for run in runs}
-        series = [(f"{'AB'[i]}: {labels[run_id].split(' · ')[1]}",
-                   load_history(runs_by_id[run_id].path)) for i, run_id in enumerate(picked)]
-        st.plotly_chart(overlay_runs_figure(series), key=PREFIX + "overlay",
+        names = [f"{'AB'[i]}: {labels[run_id].split(' · ')[1]}" for i, run_id in enumerate(picked)]
+        series = [(name, load_history(runs_by_id[run_id].path))
+                  for name, run_id in zip(names, picked, strict=True)]
+        losses = [LOSS_LABELS.get(str((runs_by_id[run_id].spec or {}).get("train", {})
+                                      .get("loss")), "?") for run_id in picked]
+        st.plotly_chart(overlay_runs_figure(series, losses), key=PREFIX + "overlay",
                         config={"displayModeBar": False})
+        diff = settings_diff({name.split(":")[0]: runs_by_id[run_id].spec or {}
+                              for name, run_id in zip(names, picked, strict=True)})
+        st.markdown("**Settings that differ** (from each run's config.json)")
+        if diff:
+            st.dataframe(diff, hide_index=True, key=PREFIX + "settings_diff")
+        else:
+            st.caption("None: both runs used the same settings.")
     else:
-        st.caption("Pick a second run to see the overlay.")
+        st.caption("Pick a second run to see the comparison.")
 
 
 # --------------------------------------------------------------------------- page
@@ -548,14 +602,22 @@ def train_page() -> None:
 
     manager = get_job_manager()
     run_id = current_run_id()
+    if run_id and st.query_params.get("run") != run_id:
+        # Switching pages clears the URL's query string: put the run back, so a reload (or
+        # a copied link) shows the same run.
+        st.query_params["run"] = run_id
     running = bool(run_id) and job_active(manager, run_id, run_dir_of(run_id))
     with st.expander("Settings", expanded=not running):
         spec, _ = settings_ui(disabled=running)
+    if spec is not None and not running:
+        _estimate_ui(spec)
     start_col, stop_col, note_col = st.columns([1, 1, 4], vertical_alignment="center")
     start_col.button("Start training", type="primary", on_click=_start_job,
-                     disabled=running or spec is None, key=PREFIX + "start")
+                     disabled=running or spec is None, key=PREFIX + "start",
+                     help="Queues the run in a separate process; this page shows it live.")
     stop_col.button("Stop", on_click=_stop_job, args=(run_id,), disabled=not running,
-                    key=PREFIX + "stop")
+                    key=PREFIX + "stop",
+                    help="Stops after the current batch; finished epochs are kept.")
     busy = len(manager.running_ids())
     note_col.caption(f"{busy} training job(s) running on this server (at most "
                      f"{_max_jobs()}). Training runs in a separate process: you may leave the "
@@ -564,6 +626,38 @@ def train_page() -> None:
     if run_id:
         live_panel(run_id)
     runs_ui(run_id)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _train_image_count(dataset: str, max_train_images: int) -> int:
+    """Training images a run on ``dataset`` uses (cached: the page redraws every second)."""
+    from unet_demo.data.sources import load_split_arrays
+
+    count = len(load_split_arrays(dataset, "train")[0])
+    return min(count, max_train_images) if max_train_images > 0 else count
+
+
+def _past_runs() -> list[tuple[dict, list[dict]]]:
+    """(config, history) of the 20 newest runs, the throughput the estimate learns from."""
+    from unet_demo.training.rundir import list_runs, load_history
+
+    return [(run.spec, load_history(run.path)) for run in list_runs()[:20] if run.spec]
+
+
+def _estimate_ui(spec) -> None:
+    """Before a start: the estimated time, and warnings (BatchNorm + small batch, > 2 min)."""
+    try:
+        images = _train_image_count(spec.data.dataset, int(spec.data.max_train_images))
+    except (UNetDemoError, OSError) as error:
+        st.caption(f"No time estimate: {error}")
+        return
+    estimate = estimate_run_seconds(spec, images, _past_runs())
+    st.caption(f"Estimated time: about **{clock(estimate.seconds)}** for {spec.train.epochs} "
+               f"epoch(s) of {images} images at {estimate.images_per_sec:.0f} images/s "
+               f"({estimate.method}; includes ~{REFERENCE_OVERHEAD_S:.0f} s to load and "
+               "compile).")
+    for text in training_warnings(spec, estimate):
+        st.warning(text)
 
 
 def _max_jobs() -> int:
