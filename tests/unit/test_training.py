@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,6 +100,40 @@ def test_bad_batch_size_fails_with_clear_event(tmp_path):
         run_training(tiny_spec(images=2, batch_size=4), tmp_path)
     assert isinstance(ev.last_event(tmp_path), ev.Failed)
     assert rundir.load_run(tmp_path).status == "failed"
+
+
+def test_xla_failure_before_the_first_batch_falls_back_and_says_why(tmp_path, monkeypatch):
+    import keras
+    import tensorflow as tf
+
+    real_fit = keras.Model.fit
+    calls = []
+
+    def fit_failing_once(self, *args, **kwargs):
+        calls.append(kwargs["epochs"])
+        if len(calls) == 1:
+            raise tf.errors.InternalError(None, None, "XLA cannot compile this op\nmore detail")
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setenv("UNET_DEMO_XLA", "1")
+    monkeypatch.setattr(keras.Model, "fit", fit_failing_once)
+    seen = []
+    run_training(tiny_spec(epochs=1, images=8), tmp_path, on_event=seen.append)
+    assert len(calls) == 2
+    assert seen[0].jit_compile is True and isinstance(seen[-1], ev.Finished)
+    environment = json.loads((tmp_path / rundir.ENVIRONMENT_FILE).read_text())
+    assert environment["jit_compile"] is False
+    assert environment["jit_note"] == ("XLA compilation failed, trained without it "
+                                       "(InternalError: XLA cannot compile this op)")
+    assert [row["epoch"] for row in rundir.load_history(tmp_path)] == [1]
+
+
+def test_importing_the_runner_does_not_import_tensorflow():
+    code = ("import sys, unet_demo.training.runner; "
+            "print('tensorflow' in sys.modules or 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize("dataset", ["brain_skullstrip", "brain_tissue", "nuclei",

@@ -1,20 +1,27 @@
 """`run_training`: one Keras training run, from a RunSpec to a complete run directory.
 
-The run reads like a chain of steps (nnU-Net style):
+The run is a chain of small hooks on one trainer (nnU-Net style), each a method of
+``_Trainer``:
 
-1. prepare data: load the dataset splits, normalise each image, fit them to the image size;
-2. seed everything (``keras.utils.set_random_seed``; op determinism when asked);
-3. build the U-Net and compile it inside a ``tf.distribute`` strategy scope (default strategy
-   on one device, ``MirroredStrategy`` when several GPUs are visible), with XLA
-   (``jit_compile=True``) on the CPU, falling back to plain graphs with a recorded reason;
-4. train with callbacks: events per batch/epoch, a stop check after every batch, an atomic
-   checkpoint + state file after every complete epoch, validation snapshots, early stopping and
-   ReduceLROnPlateau whose counters survive a resume;
-5. finish: restore the best validation weights (when early stopping is on), save model.keras,
-   score the test split, write metrics.json and model_card.md, emit `Finished`.
+1. ``on_train_start``:
+   ``prepare`` (resume state, load and fit the data to the spec, config.json) ->
+   ``setup_device`` (seed everything, ``tf.distribute`` strategy: the default one on one
+   device, ``MirroredStrategy`` over several GPUs; op determinism when asked; XLA
+   ``jit_compile=True`` on the CPU) -> ``build`` (new U-Net + optimizer, or the checkpoint to
+   resume) -> ``compile`` -> ``restore_progress`` -> ``record_environment`` ->
+   ``make_callbacks`` (`unet_demo.training.callbacks`: early stopping and ReduceLROnPlateau
+   whose counters survive a resume, and the recorder) -> ``announce`` (`Started`);
+2. ``fit``: ``model.fit`` over `unet_demo.data.pipeline` (falling back to plain graphs, with a
+   recorded reason, when XLA cannot compile the step); per epoch Keras calls
+   ``on_epoch_start`` -> ``on_batch_end`` (events, a stop check after every batch) ->
+   ``on_epoch_end`` (history, best weights, an atomic checkpoint + state file, a validation
+   snapshot);
+3. ``on_train_end``: ``finish_stopped``, or ``restore_best`` (when early stopping is on) ->
+   ``save_model`` -> ``score_test`` -> ``write_metrics`` -> model_card.md -> ``emit_finished``.
 
-The training data order and augmentation draws depend only on (seed, epoch, image index), so a
-run resumed after epoch k sees the same batches in epoch k+1 as an uninterrupted run would.
+The training data order and augmentation draws depend only on (seed, epoch, image index) (see
+`unet_demo.data.pipeline`), so a run resumed after epoch k sees the same batches in epoch k+1 as
+an uninterrupted run would.
 
 Example:
     >>> from unet_demo.training.presets import get_preset
@@ -30,7 +37,6 @@ import math
 import os
 import platform
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -118,110 +124,6 @@ def resolve_spec(spec: RunSpec, data: PreparedData) -> RunSpec:
     model = spec.model.replace(input_height=size, input_width=size,
                                input_channels=data.channels, num_classes=data.output_classes)
     return spec.replace(model=model)
-
-
-# --------------------------------------------------------------------------- input pipeline
-
-def _augmenter(spec: RunSpec) -> Callable[[np.ndarray, np.ndarray, int], tuple] | None:
-    """(image, mask, seed) -> augmented pair, or None when augmentation is off."""
-    if not (spec.train.augment and spec.augment.enabled()):
-        return None
-    import copy
-
-    from unet_demo.augment import augment_pair, build_augmentation
-
-    template = build_augmentation(spec.augment)
-    local = threading.local()
-
-    def run(image: np.ndarray, mask: np.ndarray, seed: int):
-        # tf.data calls this from several threads: each thread gets its own pipeline copy, and
-        # every pair is drawn from its own seed, so the result does not depend on scheduling.
-        compose = getattr(local, "compose", None)
-        if compose is None:
-            compose = local.compose = copy.deepcopy(template)
-        compose.set_random_seed(seed)
-        return augment_pair(compose, image, mask)
-
-    return run
-
-
-def element_seed(seed: int, epoch: int, index: int) -> int:
-    """Augmentation seed of one image in one epoch (independent of batch and thread order)."""
-    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
-
-
-def epoch_order(seed: int, epoch: int, count: int) -> np.ndarray:
-    """Shuffled image order of one epoch: depends only on (seed, epoch)."""
-    return np.random.default_rng([seed, epoch]).permutation(count).astype(np.int64)
-
-
-def training_dataset(data: PreparedData, spec: RunSpec, start_epoch: int, epochs: int):
-    """tf.data pipeline of the training batches of epochs ``start_epoch``..``epochs - 1``.
-
-    Each epoch is its own shuffled pass (batches never straddle two epochs); augmentation runs
-    in numpy (albumentations) through ``tf.numpy_function`` on parallel, order-keeping map
-    calls, followed by prefetching so the model does not wait for the next batch.
-    """
-    import tensorflow as tf
-
-    batch_size = spec.train.batch_size
-    seed = spec.train.seed
-    count = len(data.train_images)
-    epochs_ahead = list(range(start_epoch, epochs))
-    orders = np.stack([epoch_order(seed, e, count) for e in epochs_ahead])
-    images = tf.constant(data.train_images)
-    masks = tf.constant(data.train_masks)
-    augment = _augmenter(spec)
-    binary = data.output_classes == 1
-
-    def epoch_batches(epoch, order):
-        # Full batches only: one batch shape means one XLA compilation (the few images left
-        # over land in other batches of later epochs, whose order differs).
-        indices = tf.data.Dataset.from_tensor_slices(order).batch(batch_size,
-                                                                  drop_remainder=True)
-        return indices.map(lambda idx: (epoch, idx))
-
-    def augment_batch(epoch_np, index_np, image_np, mask_np):
-        new_images = np.empty_like(image_np)
-        new_masks = np.empty_like(mask_np)
-        for k, index in enumerate(index_np):
-            new_images[k], new_masks[k] = augment(
-                image_np[k], mask_np[k], element_seed(seed, int(epoch_np), int(index)))
-        return new_images, new_masks
-
-    def load(epoch, idx):
-        x = tf.gather(images, idx)
-        y = tf.gather(masks, idx)
-        if augment is not None:
-            x_aug, y_aug = tf.numpy_function(augment_batch, [epoch, idx, x, y],
-                                             [tf.float32, tf.uint8], stateful=False)
-            x = tf.ensure_shape(x_aug, x.shape)
-            y = tf.ensure_shape(y_aug, y.shape)
-        y = tf.cast(y, tf.float32)[..., None] if binary else tf.cast(y, tf.int32)
-        return x, y
-
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (np.asarray(epochs_ahead, np.int64), orders)).flat_map(epoch_batches)
-    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def validation_batch_size(count: int, train_batch_size: int) -> int:
-    """One batch for small validation sets (one shape, one XLA compilation), else 32 or more."""
-    return count if count <= 32 else max(32, train_batch_size)
-
-
-def validation_dataset(data: PreparedData, batch_size: int):
-    """Fixed-order, cached validation batches."""
-    import tensorflow as tf
-
-    batch_size = validation_batch_size(len(data.val_images), batch_size)
-    if data.output_classes == 1:
-        masks = data.val_masks.astype(np.float32)[..., None]
-    else:
-        masks = data.val_masks.astype(np.int32)
-    dataset = tf.data.Dataset.from_tensor_slices((data.val_images, masks)).batch(batch_size)
-    return dataset.cache().prefetch(tf.data.AUTOTUNE)
 
 
 # --------------------------------------------------------------------------- model pieces
@@ -321,91 +223,21 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-# --------------------------------------------------------------------------- callbacks
-
-def _callbacks_module():
-    import keras
-
-    class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-        """EarlyStopping whose counters can be restored when a run resumes."""
-
-        def __init__(self, restored: dict[str, Any] | None = None, **kwargs):
-            super().__init__(**kwargs)
-            self.restored = restored or {}
-
-        def on_train_begin(self, logs=None):
-            super().on_train_begin(logs)
-            if self.restored:
-                self.wait = int(self.restored.get("wait", 0))
-                best = self.restored.get("best")
-                if best is not None:
-                    self.best = float(best)
-                self.best_epoch = int(self.restored.get("best_epoch", 0))
-
-        def state(self) -> dict[str, Any]:
-            return {"wait": int(self.wait), "best": _to_float(self.best),
-                    "best_epoch": int(self.best_epoch)}
-
-    class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
-        """ReduceLROnPlateau whose counters can be restored when a run resumes."""
-
-        def __init__(self, restored: dict[str, Any] | None = None, **kwargs):
-            super().__init__(**kwargs)
-            self.restored = restored or {}
-
-        def on_train_begin(self, logs=None):
-            super().on_train_begin(logs)
-            if self.restored:
-                self.wait = int(self.restored.get("wait", 0))
-                self.cooldown_counter = int(self.restored.get("cooldown_counter", 0))
-                best = self.restored.get("best")
-                if best is not None:
-                    self.best = float(best)
-
-        def state(self) -> dict[str, Any]:
-            return {"wait": int(self.wait), "cooldown_counter": int(self.cooldown_counter),
-                    "best": _to_float(self.best)}
-
-    class RunRecorder(keras.callbacks.Callback):
-        """Events, stop checks, atomic checkpoints, history and snapshots of one run."""
-
-        def __init__(self, trainer: _Trainer):
-            super().__init__()
-            self.trainer = trainer
-            self.epoch_start = time.perf_counter()
-            self.batches_done = 0
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch_start = time.perf_counter()
-            self.trainer.current_epoch = epoch + 1
-
-        def on_train_batch_end(self, batch, logs=None):
-            trainer = self.trainer
-            self.batches_done += 1
-            elapsed = max(time.perf_counter() - self.epoch_start, 1e-9)
-            seen = min((batch + 1) * trainer.spec.train.batch_size, trainer.train_count)
-            logs = logs or {}
-            shown = {key: _to_float(logs[key]) for key in ("dice", "iou") if key in logs}
-            trainer.emit(ev.BatchEnd(epoch=trainer.current_epoch, batch=batch + 1,
-                                     num_batches=trainer.steps_per_epoch,
-                                     loss=_to_float(logs.get("loss")),
-                                     images_per_sec=round(seen / elapsed, 3), metrics=shown))
-            if trainer.should_stop is not None and trainer.should_stop():
-                trainer.stopped_at = (trainer.current_epoch, batch + 1)
-                self.model.stop_training = True
-                raise StopRequested()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.trainer.epoch_done(epoch + 1, dict(logs or {}),
-                                    time.perf_counter() - self.epoch_start)
-
-    return ResumableEarlyStopping, ResumableReduceLROnPlateau, RunRecorder
-
-
 # --------------------------------------------------------------------------- the run
 
 class _Trainer:
-    """State of one run while it trains (kept out of the public API)."""
+    """One run while it trains: the chain of hooks `run` calls and the state they share.
+
+    The order of the hooks is in the module docstring; each one reads and sets attributes of
+    the trainer, so any of them can be read (or replaced in a subclass) on its own. Kept out
+    of the public API: `run_training` is the way in.
+
+    Args:
+        spec: what to train (a resume replaces it with the run's stored config.json).
+        run_dir: the run directory (exists).
+        should_stop: polled after every batch, or None.
+        on_event: called with every event, or None.
+    """
 
     def __init__(self, spec: RunSpec, run_dir: Path, should_stop, on_event):
         self.spec = spec
@@ -424,14 +256,253 @@ class _Trainer:
         self.plateau = None
         self.data: PreparedData | None = None
         self.snapshot_index: np.ndarray | None = None
+        self.state: dict[str, Any] = {}
+        self.initial_epoch = 0
+        self.strategy = None
+        self.device = "CPU"
+        self.jit_compile: Any = False
+        self.notes: list[str] = []
+        self.environment: dict[str, Any] = {}
+        self.callbacks: list = []
+        self.recorder = None
+        self.stopped_early = False
+        self.wall_start = time.perf_counter()
+        self.train_seconds = 0.0
 
     def emit(self, event: ev.Event) -> None:
+        """Append ``event`` to events.jsonl and hand it to ``on_event``."""
         ev.append_event(self.run_dir, event)
         if self.on_event is not None:
             self.on_event(event)
 
+    def run(self, resume: bool) -> Path:
+        """The whole run: `on_train_start` -> `fit` -> `on_train_end`; returns the run dir."""
+        self.on_train_start(resume)
+        self.fit()
+        return self.on_train_end()
+
+    # ---------------------------------------------------------------- on_train_start
+    def on_train_start(self, resume: bool) -> None:
+        """Everything before the first batch, in order (see the module docstring)."""
+        import unet_demo.losses  # noqa: F401  (registers custom losses for checkpoint loading)
+        from unet_demo.training.keras_metrics import overlap_metric_class
+
+        overlap_metric_class()
+        self.wall_start = time.perf_counter()
+        self.prepare(resume)
+        self.setup_device()
+        self.build()
+        self.restore_progress()
+        self.record_environment()
+        self.make_callbacks()
+        self.announce()
+
+    def prepare(self, resume: bool) -> None:
+        """Read a resumable state, prepare the data, fit the spec to it, write config.json."""
+        from unet_demo.data.pipeline import steps_per_epoch
+
+        self.state = _restore_state(self.run_dir) if resume else {}
+        spec = self.spec
+        if self.state:
+            previous = rundir.read_json(self.run_dir / rundir.CONFIG_FILE)
+            if previous:
+                spec = RunSpec.from_dict(previous)  # a resume continues the stored config
+        self.data = prepare_data(spec)
+        self.spec = resolve_spec(spec, self.data)
+        self.train_count = len(self.data.train_images)
+        self.snapshot_index = snapshot_indices(self.data.val_masks)
+        rundir.atomic_write_text(self.run_dir / rundir.CONFIG_FILE, self.spec.to_json())
+        self.steps_per_epoch = steps_per_epoch(self.train_count, self.spec.train.batch_size)
+        self.initial_epoch = int(self.state.get("epoch", 0))
+
+    def setup_device(self) -> None:
+        """Seed everything; pick the strategy and device; choose op determinism and XLA."""
+        import keras
+        import tensorflow as tf
+
+        train = self.spec.train
+        keras.utils.set_random_seed(train.seed)
+        self.strategy, self.device = distribution_strategy()
+        on_cpu = self.device == "CPU"
+        xla = os.environ.get("UNET_DEMO_XLA", "1") == "1"
+        if train.deterministic and not (on_cpu and xla):
+            # Keras turns XLA off under op determinism. On the CPU the XLA-compiled step is
+            # itself deterministic (tests/unit/test_training.py checks identical histories), so
+            # there the faster XLA path is kept and op determinism is left off.
+            tf.config.experimental.enable_op_determinism()
+        if not on_cpu:
+            self.notes.append("On a GPU, results can differ slightly between runs even with "
+                              "one seed.")
+        self.jit_compile = xla if on_cpu else "auto"
+
+    def build(self) -> None:
+        """Build the U-Net and its optimizer, or load the checkpoint to resume; compile."""
+        import keras
+
+        from unet_demo.models.builder import build_unet
+
+        with self.strategy.scope():
+            if self.state:
+                self.model = keras.saving.load_model(
+                    self.run_dir / self.state["checkpoint"], compile=True, safe_mode=True)
+                optimizer = self.model.optimizer
+            else:
+                self.model = build_unet(self.spec.model, load_weights=True)
+                optimizer = build_optimizer(self.spec, self.steps_per_epoch)
+        self.compile(optimizer)
+
+    def compile(self, optimizer) -> None:
+        """Compile with the spec's loss, the training metrics, ``optimizer`` and the XLA choice."""
+        with self.strategy.scope():
+            compile_model(self.model, self.spec, self.data, optimizer, self.jit_compile)
+
+    def restore_progress(self) -> None:
+        """On a resume: the history up to the checkpoint and the best epoch so far."""
+        if not self.state:
+            return
+        self.history = [row for row in self.state.get("history", [])
+                        if int(row.get("epoch", 0)) <= self.initial_epoch]
+        self.best_epoch = int(self.state.get("best_epoch", 0))
+        best = self.state.get("best_value")
+        self.best_value = float(best) if best is not None else -math.inf
+
+    def record_environment(self) -> None:
+        """Write environment.json: seed, device, XLA choice, package versions, platform."""
+        train = self.spec.train
+        self.environment = {
+            "seed": train.seed,
+            "deterministic": train.deterministic,
+            "device": self.device,
+            "jit_compile": bool(self.jit_compile),
+            "jit_note": "",
+            "packages": package_versions(),
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "argv": sys.argv,
+        }
+        rundir.atomic_write_json(self.run_dir / rundir.ENVIRONMENT_FILE, self.environment)
+
+    def make_callbacks(self) -> None:
+        """Early stopping and LR plateau when the spec asks (counters restored), the recorder."""
+        from unet_demo.training.callbacks import (
+            ResumableEarlyStopping,
+            ResumableReduceLROnPlateau,
+            RunRecorder,
+        )
+
+        train = self.spec.train
+        self.callbacks = []
+        if train.early_stopping_patience > 0:
+            self.early_stopping = ResumableEarlyStopping(
+                restored=self.state.get("early_stopping"), monitor=BEST_MONITOR,
+                mode="max", patience=train.early_stopping_patience, restore_best_weights=False)
+            self.callbacks.append(self.early_stopping)
+        if train.schedule == "plateau":
+            self.plateau = ResumableReduceLROnPlateau(
+                restored=self.state.get("plateau"), monitor="val_loss",
+                factor=PLATEAU_FACTOR, patience=max(2, train.early_stopping_patience // 2 or 2),
+                min_lr=train.learning_rate * 1e-3, verbose=0)
+            self.callbacks.append(self.plateau)
+        self.recorder = RunRecorder(self)
+        self.callbacks.append(self.recorder)  # last: sees the counters the others updated
+
+    def announce(self) -> None:
+        """Emit `Started`: sizes, device, parameter count, XLA and determinism notes."""
+        train = self.spec.train
+        if not train.deterministic:
+            self.notes.append("Op determinism is off: the same seed may give slightly different "
+                              "runs.")
+        self.emit(ev.Started(
+            epochs=train.epochs, batches_per_epoch=self.steps_per_epoch,
+            initial_epoch=self.initial_epoch, train_images=self.train_count,
+            val_images=len(self.data.val_images), device=self.device,
+            params=int(self.model.count_params()), jit_compile=bool(self.jit_compile),
+            deterministic=train.deterministic, note=" ".join(self.notes)))
+
+    # ---------------------------------------------------------------- fit
+    def fit(self) -> None:
+        """Train the remaining epochs; when XLA fails before the first batch, again without."""
+        fit_start = time.perf_counter()
+        if self.initial_epoch < self.spec.train.epochs:
+            while not self._fit_once():
+                pass  # XLA could not compile the step; _fit_once recompiled without it
+            if self.early_stopping is not None:
+                self.stopped_early = self.early_stopping.stopped_epoch > 0
+        self.train_seconds = time.perf_counter() - fit_start
+
+    def datasets(self):
+        """(training, validation) tf.data pipelines of the remaining epochs."""
+        from unet_demo.data import pipeline
+
+        data, train = self.data, self.spec.train
+        augment = None
+        if train.augment and self.spec.augment.enabled():
+            from unet_demo.augment import make_augment_fn
+
+            augment = make_augment_fn(self.spec.augment)
+        training = pipeline.training_dataset(
+            data.train_images, data.train_masks, batch_size=train.batch_size, seed=train.seed,
+            epochs=train.epochs, start_epoch=self.initial_epoch,
+            num_classes=data.output_classes, augment=augment)
+        validation = pipeline.validation_dataset(
+            data.val_images, data.val_masks, num_classes=data.output_classes,
+            batch_size=pipeline.validation_batch_size(len(data.val_images), train.batch_size))
+        return training, validation
+
+    def _fit_once(self) -> bool:
+        """One ``model.fit``; False when XLA failed before any batch and was turned off."""
+        import tensorflow as tf
+
+        train_data, val_data = self.datasets()
+        try:
+            self.model.fit(train_data, validation_data=val_data, epochs=self.spec.train.epochs,
+                           initial_epoch=self.initial_epoch, steps_per_epoch=self.steps_per_epoch,
+                           callbacks=self.callbacks, verbose=0,
+                           shuffle=False)  # the tf.data pipeline shuffles per (seed, epoch)
+        except StopRequested:
+            return True
+        except (tf.errors.OpError, NotImplementedError, ValueError, TypeError) as error:
+            if self.jit_compile is not True or self.recorder.batches_done:
+                raise
+            self._fall_back_from_xla(error)
+            return False
+        return True
+
+    def _fall_back_from_xla(self, error: Exception) -> None:
+        """Record why XLA failed (environment.json, stderr) and recompile without it."""
+        reason = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+        self.environment["jit_compile"] = False
+        self.environment["jit_note"] = f"XLA compilation failed, trained without it ({reason})"
+        rundir.atomic_write_json(self.run_dir / rundir.ENVIRONMENT_FILE, self.environment)
+        print(f"warning: {self.environment['jit_note']}", file=sys.stderr)
+        self.jit_compile = False
+        self.compile(self.model.optimizer)
+
     # ---------------------------------------------------------------- per epoch
-    def epoch_done(self, epoch: int, logs: dict[str, Any], seconds: float) -> None:
+    def on_epoch_start(self, epoch: int) -> None:
+        """Keras starts epoch ``epoch`` (1-based)."""
+        self.current_epoch = epoch
+
+    def on_batch_end(self, batch: int, logs: dict[str, Any], seconds: float) -> None:
+        """Emit `BatchEnd`; when a stop is requested, end right here (raises StopRequested).
+
+        Args:
+            batch: 1-based batch of the current epoch.
+            logs: Keras' running means of this epoch.
+            seconds: since the epoch began.
+        """
+        seen = min(batch * self.spec.train.batch_size, self.train_count)
+        shown = {key: _to_float(logs[key]) for key in ("dice", "iou") if key in logs}
+        self.emit(ev.BatchEnd(epoch=self.current_epoch, batch=batch,
+                              num_batches=self.steps_per_epoch, loss=_to_float(logs.get("loss")),
+                              images_per_sec=round(seen / max(seconds, 1e-9), 3), metrics=shown))
+        if self.should_stop is not None and self.should_stop():
+            self.stopped_at = (self.current_epoch, batch)
+            self.model.stop_training = True
+            raise StopRequested()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any], seconds: float) -> None:
+        """History row, best weights, checkpoint + state.json, `EpochEnd`, snapshot."""
         row: dict[str, Any] = {"epoch": epoch}
         for key, value in logs.items():
             if key in ("learning_rate",):
@@ -514,6 +585,81 @@ class _Trainer:
             )
         os.replace(tmp, self.run_dir / relative)
         return relative
+
+    # ---------------------------------------------------------------- on_train_end
+    def on_train_end(self) -> Path:
+        """Finish a stopped run, or restore the best weights, save, score, report; run dir."""
+        if self.stopped_at is not None:
+            return self.finish_stopped()
+        final_epoch = self.restore_best()
+        test_mean, test_count = self.score_test(self.save_model())
+        metrics = self.write_metrics(final_epoch, test_mean, test_count)
+        rundir.atomic_write_text(self.run_dir / rundir.MODEL_CARD_FILE,
+                                 model_card_text(self.spec, metrics, self.environment))
+        self.emit_finished(metrics)
+        return self.run_dir
+
+    def finish_stopped(self) -> Path:
+        """Stopped: save the current weights as model.keras and emit `Stopped`.
+
+        Checkpoints and state.json stay at the last complete epoch, so a resume starts there.
+        """
+        epoch, batch = self.stopped_at
+        self.save_model()
+        self.emit(ev.Stopped(epoch=epoch, batch=batch))
+        return self.run_dir
+
+    def restore_best(self) -> int:
+        """Load the best validation weights when early stopping is on; the final model's epoch."""
+        best_path = self.run_dir / rundir.CHECKPOINT_DIR / rundir.BEST_WEIGHTS_FILE
+        if self.spec.train.early_stopping_patience > 0 and self.best_epoch and best_path.is_file():
+            self.model.load_weights(best_path)
+            return self.best_epoch
+        return self.history[-1]["epoch"] if self.history else self.initial_epoch
+
+    def save_model(self):
+        """Write model.keras (atomically): an uncompiled copy with the current weights."""
+        final = _final_model(self.spec, self.model.get_weights())
+        final.save(self.run_dir / ".tmp-model.keras")
+        os.replace(self.run_dir / ".tmp-model.keras", self.run_dir / rundir.MODEL_FILE)
+        return final
+
+    def score_test(self, model) -> tuple[dict[str, Any], int]:
+        """Mean test-split scores and image count; ({"error": ...}, 0) when it cannot be scored."""
+        try:
+            result = evaluate_split(model, self.spec, "test")
+        except UNetDemoError as error:
+            return {"error": str(error)}, 0
+        return dict(result.mean), len(result.rows)
+
+    def write_metrics(self, final_epoch: int, test_mean: dict[str, Any],
+                      test_count: int) -> dict[str, Any]:
+        """Write metrics.json: the final epoch's train/val scores, test scores, timings."""
+        best_row = next((row for row in self.history if row["epoch"] == final_epoch), {})
+        metrics = {
+            "best_epoch": final_epoch,
+            "epochs_run": self.history[-1]["epoch"] if self.history else 0,
+            "stopped_early": self.stopped_early,
+            "val": {k.removeprefix("val_"): v for k, v in best_row.items()
+                    if k.startswith("val_")},
+            "train": {k: v for k, v in best_row.items()
+                      if not k.startswith("val_") and k not in ("epoch", "lr", "seconds",
+                                                                "images_per_sec")},
+            "test": test_mean,
+            "test_images": test_count,
+            "train_seconds": round(self.train_seconds, 2),
+            "wall_seconds": round(time.perf_counter() - self.wall_start, 2),
+        }
+        rundir.atomic_write_json(self.run_dir / rundir.METRICS_FILE, metrics)
+        return metrics
+
+    def emit_finished(self, metrics: dict[str, Any]) -> None:
+        """Emit `Finished` with the final epoch's validation and the test scores."""
+        summary = {f"val_{k}": v for k, v in metrics["val"].items() if isinstance(v, float)}
+        summary.update({f"test_{k}": v for k, v in metrics["test"].items()
+                        if isinstance(v, float)})
+        self.emit(ev.Finished(best_epoch=metrics["best_epoch"], metrics=summary,
+                              epochs_run=metrics["epochs_run"], stopped_early=self.stopped_early))
 
 
 def snapshot_indices(masks: np.ndarray, count: int = SNAPSHOT_IMAGES) -> np.ndarray:
@@ -634,196 +780,14 @@ def run_training(
     run_dir.mkdir(parents=True, exist_ok=True)
     trainer = _Trainer(spec, run_dir, should_stop, on_event)
     try:
-        return _run(trainer, resume)
-    except StopRequested:  # pragma: no cover - handled inside _run
+        return trainer.run(resume)
+    except StopRequested:  # pragma: no cover - handled inside _Trainer.fit
         return run_dir
     except Exception as error:
         message = str(error) if isinstance(error, UNetDemoError) else (
             f"Training failed: {type(error).__name__}: {error}")
         trainer.emit(ev.Failed(message=message[:4000]))
         raise
-
-
-def _run(trainer: _Trainer, resume: bool) -> Path:
-    import keras
-    import tensorflow as tf
-
-    import unet_demo.losses  # noqa: F401  (registers custom losses for checkpoint loading)
-    from unet_demo.models.builder import build_unet
-    from unet_demo.training.keras_metrics import overlap_metric_class
-
-    overlap_metric_class()
-    run_dir = trainer.run_dir
-    spec = trainer.spec
-    wall_start = time.perf_counter()
-    state = _restore_state(run_dir) if resume else {}
-    if state:
-        previous = rundir.read_json(run_dir / rundir.CONFIG_FILE)
-        if previous:
-            spec = RunSpec.from_dict(previous)  # a resume continues the stored config
-
-    data = prepare_data(spec)
-    spec = resolve_spec(spec, data)
-    trainer.spec = spec
-    trainer.data = data
-    trainer.train_count = len(data.train_images)
-    trainer.snapshot_index = snapshot_indices(data.val_masks)
-    rundir.atomic_write_text(run_dir / rundir.CONFIG_FILE, spec.to_json())
-
-    train = spec.train
-    keras.utils.set_random_seed(train.seed)
-    notes = []
-    strategy, device = distribution_strategy()
-    on_cpu = device == "CPU"
-    if train.deterministic and not (on_cpu and os.environ.get("UNET_DEMO_XLA", "1") == "1"):
-        # Keras turns XLA off under op determinism. On the CPU the XLA-compiled step is
-        # itself deterministic (tests/unit/test_training.py checks identical histories), so
-        # there the faster XLA path is kept and op determinism is left off.
-        tf.config.experimental.enable_op_determinism()
-    if device != "CPU":
-        notes.append("On a GPU, results can differ slightly between runs even with one seed.")
-    jit_compile: Any = (os.environ.get("UNET_DEMO_XLA", "1") == "1") if on_cpu else "auto"
-    if len(data.train_images) < train.batch_size:
-        raise UNetDemoError(
-            f"The batch size ({train.batch_size}) is larger than the {len(data.train_images)} "
-            "training images; lower the batch size or add images.")
-    steps_per_epoch = len(data.train_images) // train.batch_size
-    trainer.steps_per_epoch = steps_per_epoch
-
-    initial_epoch = int(state.get("epoch", 0)) if state else 0
-    with strategy.scope():
-        if state:
-            loaded = keras.saving.load_model(run_dir / state["checkpoint"], compile=True,
-                                             safe_mode=True)
-            optimizer = loaded.optimizer
-            model = loaded
-        else:
-            model = build_unet(spec.model, load_weights=True)
-            optimizer = build_optimizer(spec, steps_per_epoch)
-        compile_model(model, spec, data, optimizer, jit_compile)
-    trainer.model = model
-    if state:
-        trainer.history = [row for row in state.get("history", [])
-                           if int(row.get("epoch", 0)) <= initial_epoch]
-        trainer.best_epoch = int(state.get("best_epoch", 0))
-        best = state.get("best_value")
-        trainer.best_value = float(best) if best is not None else -math.inf
-
-    environment = {
-        "seed": train.seed,
-        "deterministic": train.deterministic,
-        "device": device,
-        "jit_compile": bool(jit_compile),
-        "jit_note": "",
-        "packages": package_versions(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "argv": sys.argv,
-    }
-    rundir.atomic_write_json(run_dir / rundir.ENVIRONMENT_FILE, environment)
-
-    early_cls, plateau_cls, recorder_cls = _callbacks_module()
-    callbacks = []
-    if train.early_stopping_patience > 0:
-        trainer.early_stopping = early_cls(
-            restored=state.get("early_stopping") if state else None, monitor=BEST_MONITOR,
-            mode="max", patience=train.early_stopping_patience, restore_best_weights=False)
-        callbacks.append(trainer.early_stopping)
-    if train.schedule == "plateau":
-        trainer.plateau = plateau_cls(
-            restored=state.get("plateau") if state else None, monitor="val_loss",
-            factor=PLATEAU_FACTOR, patience=max(2, train.early_stopping_patience // 2 or 2),
-            min_lr=train.learning_rate * 1e-3, verbose=0)
-        callbacks.append(trainer.plateau)
-    recorder = recorder_cls(trainer)
-    callbacks.append(recorder)  # last: sees the counters the others updated this epoch
-
-    params = int(model.count_params())
-    if not train.deterministic:
-        notes.append("Op determinism is off: the same seed may give slightly different runs.")
-    trainer.emit(ev.Started(
-        epochs=train.epochs, batches_per_epoch=steps_per_epoch, initial_epoch=initial_epoch,
-        train_images=len(data.train_images), val_images=len(data.val_images), device=device,
-        params=params, jit_compile=bool(jit_compile), deterministic=train.deterministic,
-        note=" ".join(notes)))
-
-    stopped_early = False
-    fit_start = time.perf_counter()
-    if initial_epoch < train.epochs:
-        while True:
-            train_data = training_dataset(data, spec, initial_epoch, train.epochs)
-            val_data = validation_dataset(data, train.batch_size)
-            try:
-                model.fit(train_data, validation_data=val_data, epochs=train.epochs,
-                          initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
-                          callbacks=callbacks, verbose=0,
-                          shuffle=False)  # the tf.data pipeline shuffles per (seed, epoch)
-            except StopRequested:
-                break
-            except (tf.errors.OpError, NotImplementedError, ValueError, TypeError) as error:
-                if jit_compile is not True or recorder.batches_done:
-                    raise
-                reason = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
-                environment["jit_compile"] = False
-                environment["jit_note"] = f"XLA compilation failed, trained without it ({reason})"
-                rundir.atomic_write_json(run_dir / rundir.ENVIRONMENT_FILE, environment)
-                print(f"warning: {environment['jit_note']}", file=sys.stderr)
-                jit_compile = False
-                with strategy.scope():
-                    compile_model(model, spec, data, model.optimizer, False)
-                continue
-            break
-        if trainer.early_stopping is not None:
-            stopped_early = trainer.early_stopping.stopped_epoch > 0
-    train_seconds = time.perf_counter() - fit_start
-
-    if trainer.stopped_at is not None:
-        epoch, batch = trainer.stopped_at
-        _final_model(spec, model.get_weights()).save(run_dir / ".tmp-model.keras")
-        os.replace(run_dir / ".tmp-model.keras", run_dir / rundir.MODEL_FILE)
-        trainer.emit(ev.Stopped(epoch=epoch, batch=batch))
-        return run_dir
-
-    best_path = run_dir / rundir.CHECKPOINT_DIR / rundir.BEST_WEIGHTS_FILE
-    if train.early_stopping_patience > 0 and trainer.best_epoch and best_path.is_file():
-        model.load_weights(best_path)
-        final_epoch = trainer.best_epoch
-    else:
-        final_epoch = trainer.history[-1]["epoch"] if trainer.history else initial_epoch
-    final = _final_model(spec, model.get_weights())
-    final.save(run_dir / ".tmp-model.keras")
-    os.replace(run_dir / ".tmp-model.keras", run_dir / rundir.MODEL_FILE)
-
-    best_row = next((row for row in trainer.history if row["epoch"] == final_epoch), {})
-    test_mean: dict[str, Any] = {}
-    test_count = 0
-    try:
-        result = evaluate_split(final, spec, "test")
-        test_mean = dict(result.mean)
-        test_count = len(result.rows)
-    except UNetDemoError as error:
-        test_mean = {"error": str(error)}
-    metrics = {
-        "best_epoch": final_epoch,
-        "epochs_run": trainer.history[-1]["epoch"] if trainer.history else 0,
-        "stopped_early": stopped_early,
-        "val": {k.removeprefix("val_"): v for k, v in best_row.items() if k.startswith("val_")},
-        "train": {k: v for k, v in best_row.items()
-                  if not k.startswith("val_") and k not in ("epoch", "lr", "seconds",
-                                                            "images_per_sec")},
-        "test": test_mean,
-        "test_images": test_count,
-        "train_seconds": round(train_seconds, 2),
-        "wall_seconds": round(time.perf_counter() - wall_start, 2),
-    }
-    rundir.atomic_write_json(run_dir / rundir.METRICS_FILE, metrics)
-    rundir.atomic_write_text(run_dir / rundir.MODEL_CARD_FILE,
-                             model_card_text(spec, metrics, environment))
-    summary = {f"val_{k}": v for k, v in metrics["val"].items() if isinstance(v, float)}
-    summary.update({f"test_{k}": v for k, v in test_mean.items() if isinstance(v, float)})
-    trainer.emit(ev.Finished(best_epoch=final_epoch, metrics=summary,
-                             epochs_run=metrics["epochs_run"], stopped_early=stopped_early))
-    return run_dir
 
 
 def load_spec(run_dir: str | Path) -> RunSpec:
