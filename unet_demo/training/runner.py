@@ -470,7 +470,7 @@ class _Trainer:
 
     def _fall_back_from_xla(self, error: Exception) -> None:
         """Record why XLA failed (environment.json, stderr) and recompile without it."""
-        reason = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+        reason = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:300]}"
         self.environment["jit_compile"] = False
         self.environment["jit_note"] = f"XLA compilation failed, trained without it ({reason})"
         rundir.atomic_write_json(self.run_dir / rundir.ENVIRONMENT_FILE, self.environment)
