@@ -650,6 +650,18 @@ class _Trainer:
             "train_seconds": round(self.train_seconds, 2),
             "wall_seconds": round(time.perf_counter() - self.wall_start, 2),
         }
+        # Added keys (best_epoch keeps its meaning: the epoch whose weights model.keras holds):
+        # the one wording of the Train page, the CLI and the model card (training/live.py).
+        from unet_demo.training.live import best_epoch, kept_weights_text
+
+        top_epoch, top_dice = best_epoch(self.history)
+        metrics.update({
+            "kept_epoch": final_epoch,
+            "kept_reason": "best validation Dice" if final_epoch == top_epoch else "last epoch",
+            "best_val_dice_epoch": top_epoch,
+            "best_val_dice": top_dice,
+            "kept_text": kept_weights_text(final_epoch, self.history),
+        })
         rundir.atomic_write_json(self.run_dir / rundir.METRICS_FILE, metrics)
         return metrics
 
@@ -720,8 +732,8 @@ def model_card_text(spec: RunSpec, metrics: dict[str, Any], environment: dict[st
         f"{spec.train.batch_size}, {metrics.get('epochs_run', 0)} of {spec.train.epochs} epochs, "
         f"augmentation {'on' if spec.train.augment and spec.augment.enabled() else 'off'}, "
         f"seed {spec.train.seed}",
-        f"- Best epoch: {metrics.get('best_epoch', 0)} (validation Dice "
-        f"{_fmt(val.get('dice'))})",
+        "- " + metrics.get("kept_text", f"Kept: epoch {metrics.get('best_epoch', 0)} "
+                                        f"(validation Dice {_fmt(val.get('dice'))})."),
         f"- Test split: Dice {_fmt(test.get('dice'))}, IoU {_fmt(test.get('iou'))}, "
         f"HD95 {_fmt(test.get('hd95'))} px over {metrics.get('test_images', 0)} images",
         f"- Wall time: {_fmt(metrics.get('train_seconds'), '.1f')} s on {environment.get('device')}"
