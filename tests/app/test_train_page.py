@@ -195,6 +195,14 @@ def test_tiny_job_runs_to_the_end_and_the_chart_has_one_point_per_epoch(runs_dir
     from unet_demo.training.jobs import get_job_manager
 
     assert get_job_manager().wait(run_id, timeout=60)  # the worker exits after Finished
+    # One wording on the page, in metrics.json and in the model card.
+    run_dir = runs_dir / run_id
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    kept = metrics["kept_text"]
+    assert kept.startswith(f"Kept: epoch {metrics['best_epoch']} (")
+    assert metrics["kept_epoch"] == metrics["best_epoch"] == 2  # no early stopping: last
+    assert f"- {kept}" in (run_dir / "model_card.md").read_text()
+    assert any(kept in str(s.value) for s in at.success), _page_text(at)
     at.run()
     table = at.dataframe[0].value
     assert list(table["run"]) == [run_id] and list(table["status"]) == ["finished"]
@@ -342,8 +350,8 @@ def test_finished_run_says_which_epochs_weights_are_kept(runs_dir):
     success = [str(s.value) for s in at.success]
     assert success == ["Finished after 8 epoch(s). Kept: epoch 8 (last epoch, validation Dice "
                        "0.615); best validation Dice 0.687 at epoch 3."], success
-    best = next(m for m in at.metric if m.label == "Best val Dice")
-    assert best.value == "0.687 (epoch 3)"
+    best = next(m for m in at.metric if m.label.startswith("Best val Dice"))
+    assert best.label == "Best val Dice (epoch 3)" and best.value == "0.687"
 
 
 def test_the_run_stays_in_the_url_and_the_form_across_pages(runs_dir):
@@ -426,3 +434,7 @@ def test_learning_rate_axis_has_readable_log_ticks():
     assert axis.type == "log"
     assert list(axis.ticktext) == ["1e-4", "2e-4", "5e-4", "1e-3", "2e-3", "5e-3"]
     assert [float(t) for t in axis.ticktext] == pytest.approx(list(axis.tickvals))
+    assert 10 ** axis.range[0] <= 1e-4 and 10 ** axis.range[1] >= 5e-3  # every tick shows
+    # A narrow span (the first epochs of a cosine schedule) still gets three ticks.
+    narrow = training_curves_figure([{"epoch": 1, "lr": 3e-3}, {"epoch": 2, "lr": 1.5e-3}])
+    assert list(narrow.layout.yaxis3.ticktext) == ["1e-3", "2e-3", "5e-3"]

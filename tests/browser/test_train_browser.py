@@ -37,6 +37,20 @@ def test_start_watch_the_curve_grow_and_stop(app_server, page):
     page.get_by_role("button", name="Start training").click()
     page.get_by_text("Started run", exact=False).wait_for(timeout=30_000)
     assert page.get_by_role("button", name="Start training").is_disabled()
+    # The run id is in the URL at once, and again after a round trip through another page
+    # (Streamlit clears the query string on a page switch); the form keeps its values.
+    page.wait_for_function("() => location.search.includes('run=')", timeout=15_000)
+    run_query = page.evaluate("() => location.search")
+    page.locator("[data-testid='stSidebarNav'] a").filter(has_text="Data").first.click()
+    wait_for_app(page)
+    page.locator("[data-testid='stSidebarNav'] a").filter(has_text="Train").first.click()
+    wait_for_app(page)
+    page.wait_for_function(f"() => location.search === {run_query!r}", timeout=15_000)
+    assert page.get_by_label("Epochs", exact=True).input_value() == "40"
+    page.reload()
+    wait_for_app(page)
+    page.get_by_role("button", name="Stop").wait_for(timeout=30_000)
+    assert page.get_by_role("button", name="Stop").is_enabled()  # the live run reappeared
 
     page.wait_for_function(f"({CURVE_POINTS_JS})() >= 1", timeout=240_000)
     first = page.evaluate(CURVE_POINTS_JS)

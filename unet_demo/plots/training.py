@@ -91,8 +91,11 @@ def training_curves_figure(rows: Sequence[dict[str, Any]], *, total_epochs: int 
     figure.update_yaxes(range=[0, 1.02], row=1, col=2)
     lr_values = [v for v in (_value(row, "lr") for row in rows) if v is not None and v > 0]
     tickvals, ticktext = log_ticks(lr_values)
+    # The range spans the ticks, so a narrow run (3e-3 down to 1.5e-3) still shows several.
+    lr_range = ([math.log10(min(tickvals[0], min(lr_values))) - 0.05,
+                 math.log10(max(tickvals[-1], max(lr_values))) + 0.05] if tickvals else None)
     figure.update_yaxes(type="log", tickvals=tickvals or None, ticktext=ticktext or None,
-                        row=1, col=3)
+                        range=lr_range, row=1, col=3)
     if best_epoch:
         for column in (1, 2):
             figure.add_vline(x=best_epoch, line_dash="dot", line_color="#555", row=1, col=column)
@@ -121,12 +124,12 @@ def log_ticks(values: Sequence[float]) -> tuple[list[float], list[str]]:
         return [], []
     low, high = min(positive), max(positive)
     first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
-    mantissas = (1, 2, 5) if last - first <= 2 else (1,)
+    mantissas, step = ((1, 2, 5), 2.5) if last - first <= 2 else ((1,), 10.0)
     ticks = []
     for power in range(first, last + 1):
         for mantissa in mantissas:
             value = mantissa * 10.0 ** power
-            if low / 2.5 <= value <= high * 2.5:
+            if low / step <= value <= high * step:
                 ticks.append((float(f"{value:.0e}"), f"{mantissa}e{power}"))
     return [v for v, _ in ticks], [t for _, t in ticks]
 

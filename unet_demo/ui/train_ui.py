@@ -470,8 +470,8 @@ def _render_live(live: LiveRun, run_dir: Path, running: bool) -> None:
     columns = st.columns(4)
     columns[0].metric("Status", status)
     columns[1].metric("Epochs done", f"{len(live.history)}/{started.epochs if started else '?'}")
-    columns[2].metric("Best val Dice",
-                      f"{best_dice:.3f} (epoch {best})" if best_dice is not None else "-",
+    columns[2].metric(f"Best val Dice (epoch {best})" if best else "Best val Dice",
+                      f"{best_dice:.3f}" if best_dice is not None else "-",
                       help="The highest validation Dice so far. At the end, early stopping "
                            "keeps that epoch's weights; without it the last epoch is kept.")
     columns[3].metric("Device", started.device if started else "-")
