@@ -13,6 +13,7 @@ st.markdown(
     "sees; the **validation** loss and Dice, measured on images it never trains on, tell you "
     "whether it generalises. When validation stops improving while training keeps "
     "improving, the model is memorising (overfitting): early stopping watches the validation "
-    "Dice and keeps the weights of its best epoch."
+    "Dice and keeps the weights of its best epoch; without it the last epoch is kept (the "
+    "end message says which)."
 )
 train_page()
