@@ -74,3 +74,18 @@ def test_pitfall_toggle_warns_and_changes_the_gallery(app):
     assert any("leaves the mask behind" in w.value for w in app.warning)
     assert _gallery_url(app) != before
 
+
+
+def test_pitfall_toggle_and_image_survive_a_round_trip_to_another_page():
+    home = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
+    at = AppTest.from_file(home, default_timeout=120).run()
+    at.switch_page("pages/2_Augment.py").run()
+    assert not at.exception, at.exception
+    at.toggle(key="augment.image_only").set_value(True).run()
+    at.slider(key="augment.image_index").set_value(3).run()
+    at.switch_page("pages/7_Learn.py").run()
+    at.switch_page("pages/2_Augment.py").run()
+    assert not at.exception, at.exception
+    assert at.toggle(key="augment.image_only").value is True
+    assert at.slider(key="augment.image_index").value == 3
+    assert any("NOT" in img.caption for element in at.get("image") for img in element.proto.imgs)

@@ -65,3 +65,53 @@ def test_preprocessing_target_size_is_reported(app):
     _run(app)
     captions = [img.caption for element in app.get("image") for img in element.proto.imgs]
     assert any(c.startswith("preprocessed 96x160") for c in captions), captions
+
+
+HOME = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
+
+
+def _menu_app() -> AppTest:
+    at = AppTest.from_file(HOME, default_timeout=120).run()
+    at.switch_page("pages/1_Data.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_settings_survive_a_round_trip_to_another_page():
+    at = _menu_app()
+    at.selectbox(key="data.dataset").set_value("brain_tissue").run()
+    image_key = "data.image.brain_tissue.train"
+    at.slider(key=image_key).set_value(5).run()
+    at.slider(key="data.opacity").set_value(0.8).run()
+    at.selectbox(key="data.norm").set_value("zscore").run()
+    at.toggle(key="data.clahe").set_value(True).run()
+    at.switch_page("pages/7_Learn.py").run()
+    at.switch_page("pages/1_Data.py").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="data.dataset").value == "brain_tissue"
+    assert at.slider(key=image_key).value == 5
+    assert at.slider(key="data.opacity").value == 0.8
+    assert at.selectbox(key="data.norm").value == "zscore"
+    assert at.toggle(key="data.clahe").value is True
+    assert any(c.value.startswith("Image 5 of ") for c in at.caption)
+
+
+def test_image_slider_and_caption_count_from_one_and_a_new_dataset_opens_on_foreground(app):
+    from unet_demo.data.bundled import load_split
+    from unet_demo.data.representative import foreground_shares
+
+    app.selectbox(key="data.dataset").set_value("brain_tissue")
+    _run(app)
+    slider = app.slider(key="data.image.brain_tissue.train")
+    assert slider.min == 1
+    caption = next(c.value for c in app.caption if c.value.startswith("Image "))
+    assert caption.startswith(f"Image {slider.value} of {int(slider.max)} in train"), caption
+    shares = foreground_shares(load_split("brain_tissue", "train").masks)
+    # the first image shown is no near-empty slice: at least the median foreground
+    assert shares[slider.value - 1] >= float(sorted(shares)[len(shares) // 2])
+
+
+def test_dataset_card_hides_the_maintainers_note(app):
+    card = " ".join(m.value for m in app.markdown if "Split rule" in m.value)
+    assert card and "Education and research only" in card
+    assert "edit the script" not in card

@@ -22,8 +22,11 @@ def test_home_page_runs_and_shows_gallery_and_disclaimer():
     assert not at.error, [e.value for e in at.error]
     assert any(DISCLAIMER in c.value for c in at.caption)
     assert "U-Net" in at.title[0].value
-    # Two thumbnails (image + overlay) per bundled dataset.
-    assert len(at.get("image")) == 2 * len(DATASET_NAMES)
+    # Two thumbnails (image + overlay) and a colour legend per bundled dataset.
+    assert len(at.get("image")) == 3 * len(DATASET_NAMES)
+    legends = [img.caption for element in at.get("image") for img in element.proto.imgs
+               if img.caption.startswith("Colours:")]
+    assert any("grey_matter" in caption for caption in legends), legends
     markdown = " ".join(m.value for m in at.markdown)
     assert "skip connections" in markdown
 

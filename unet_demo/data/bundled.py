@@ -335,21 +335,27 @@ def _markdown_text(value: Any) -> str:
     return str(value).replace("\n", "\n\n") if value is not None else "none"
 
 
-def card_markdown(card: dict[str, Any]) -> str:
+def card_markdown(card: dict[str, Any], for_readme: bool = True) -> str:
     """Render a dataset card as Markdown (the README.md written next to card.json).
 
     Args:
         card: a card as returned by `load_card`.
+        for_readme: add the maintainers' note that the README is generated (left out when the
+            card is shown to students in the app).
 
     Example:
         >>> card_markdown(load_card("nuclei")).splitlines()[0]
         '# Nuclei in fluorescence microscopy (nuclei)'
+        >>> "edit the script" in card_markdown(load_card("nuclei"), for_readme=False)
+        False
     """
+    note = ("> Education and research only, not for diagnosis."
+            + (" Generated from card.json by scripts/build_sample_data.py; edit the script, "
+               "not this file." if for_readme else ""))
     lines = [
         f"# {card['title']} ({card['name']})",
         "",
-        "> Education and research only, not for diagnosis. Generated from card.json by "
-        "scripts/build_sample_data.py; edit the script, not this file.",
+        note,
         "",
         f"- **Modality:** {card['modality']}",
         f"- **Task:** {card['task']}",

@@ -372,12 +372,13 @@ def _finished_runs() -> list[tuple[str, Path]]:
         if run.status not in ("finished", "stopped") or not (run.path / MODEL_FILE).is_file():
             continue
         dataset = dataset_of(run.spec)
+        split = "test"
         dice = nested_value(run.metrics, "test", "dice")
         if not isinstance(dice, int | float):
-            dice = nested_value(run.metrics, "val", "dice")
+            split, dice = "val", nested_value(run.metrics, "val", "dice")
         details = [part for part in (
             dataset, run.status if run.status != "finished" else "",
-            f"Dice {float(dice):.3f}" if isinstance(dice, int | float) else "",
+            f"{split} Dice {float(dice):.3f}" if isinstance(dice, int | float) else "",
         ) if part]
         name = run.label or run.run_id
         found.append((name + (f" ({', '.join(details)})" if details else ""), run.path))

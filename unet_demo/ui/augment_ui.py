@@ -17,6 +17,7 @@ from unet_demo.augment import augment_gallery, augmentation_code, augmentation_y
 from unet_demo.config import AugmentConfig
 from unet_demo.errors import UNetDemoError
 from unet_demo.plots.images import draw_outline, image_grid, to_display_rgb
+from unet_demo.ui.kept import keep, kept
 from unet_demo.ui.state import get_augment_config, get_dataset, set_augment_config
 
 PREFIX = "augment."
@@ -211,26 +212,33 @@ def gallery_ui(cfg: AugmentConfig) -> None:
     info = get_dataset_info(dataset)
     count = len(load_split(dataset, "train"))
     top = st.columns([3, 2, 2, 2])
-    if int(st.session_state.get(PREFIX + "image_index", 0)) >= count:
-        del st.session_state[PREFIX + "image_index"]
-    if PREFIX + "image_index" not in st.session_state:
-        from unet_demo.ui.home_ui import pick_example
+    index_key = PREFIX + "image_index"
+    # Kept per dataset (the slider itself is dropped while another page is shown): a new
+    # dataset opens on a representative image, not on the last dataset's position.
+    stored = kept(index_key, {})
+    first = stored.get(dataset) if isinstance(stored, dict) else None
+    if first is None or not 0 <= int(first) < count:
+        from unet_demo.data.representative import representative_index
 
-        st.session_state[PREFIX + "image_index"] = pick_example(load_split(dataset, "train").masks)
-    index = top[0].slider("Training image", 0, count - 1,
-                          key=PREFIX + "image_index",
+        first = representative_index(load_split(dataset, "train").masks)
+    if st.session_state.get(index_key + ".dataset") != dataset:
+        st.session_state.pop(index_key, None)  # a new dataset: start from its own image
+    st.session_state[index_key + ".dataset"] = dataset
+    index = top[0].slider("Training image", 0, count - 1, int(first), key=index_key,
                           help=f"The {info.title} image every tile starts from (change the "
                                "dataset on the Data page).")
+    keep(index_key, {**(stored if isinstance(stored, dict) else {}), dataset: int(index)})
     top[1].number_input("Seed", 0, 2**31 - 1, key=_widget_key("seed"), step=1,
                         help="Same seed, same gallery: augmentation is random but reproducible.")
     top[2].button("Re-roll", icon=":material/casino:", on_click=_reroll, width="stretch",
                   help="New seed, new random draws with the same settings.")
     top[3].button("Reset", icon=":material/restart_alt:", on_click=_reset, width="stretch",
                   help="Back to a mild default pipeline.")
-    image_only = st.toggle(
-        "Show the pitfall: augment the image only", key=PREFIX + "image_only",
+    image_only = keep(PREFIX + "image_only", st.toggle(
+        "Show the pitfall: augment the image only", kept(PREFIX + "image_only", False),
+        key=PREFIX + "image_only",
         help="The textbook's simple example transforms the image and returns the old mask. "
-             "Turn this on to see the red outline drift off the structure.")
+             "Turn this on to see the red outline drift off the structure."))
     result = gallery_image(cfg.to_json(), dataset, int(index), bool(image_only))
     left, right = st.columns([1, 3])
     left.image(result["original"], caption=f"original · {result['image_id']}", width="stretch")

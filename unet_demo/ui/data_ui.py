@@ -26,9 +26,13 @@ from unet_demo.plots.images import (
     overlay_rgb,
     to_display_rgb,
 )
+from unet_demo.ui.kept import keep, kept, kept_index
 from unet_demo.ui.state import get_dataset, set_dataset
 
 PREFIX = "data."
+SIZES = [64, 96, 128, 160, 192, 256]
+INDEX_KEY = PREFIX + "index"
+"""Session-state key (no widget) of the 0-based image shown in Browse, read by the preview."""
 NORMALISATION_HELP = {
     "minmax": "Stretch to [0, 1] using the image's min and max: simple, but one bright pixel "
               "squeezes everything else.",
@@ -83,8 +87,9 @@ def colour_controls(class_names: tuple[str, ...]) -> list[str]:
         for value, class_name in enumerate(class_names):
             if value == 0:
                 continue
-            colours[value] = st.color_picker(class_name, colours[value],
-                                             key=f"{PREFIX}colour.{class_name}")
+            key = f"{PREFIX}colour.{class_name}"
+            colours[value] = keep(key, st.color_picker(class_name, kept(key, colours[value]),
+                                                       key=key))
     return colours
 
 
@@ -93,22 +98,32 @@ def browse_section(name: str, info, colours: list[str]) -> None:
     from unet_demo.data.bundled import load_split
 
     controls = st.columns([1, 2, 2])
-    split = controls[0].radio("Split", SPLITS, horizontal=True, key=PREFIX + "split",
-                              help="Train teaches the model, val picks settings, test is kept "
-                                   "for the final, honest score.")
+    split_key = PREFIX + "split"
+    split = keep(split_key, controls[0].radio(
+        "Split", SPLITS, index=kept_index(split_key, SPLITS), horizontal=True, key=split_key,
+        help="Train teaches the model, val picks settings, test is kept for the final, "
+             "honest score."))
     arrays = load_split(name, split)
     count = len(arrays)
-    if int(st.session_state.get(PREFIX + "index", 0)) >= count:
-        del st.session_state[PREFIX + "index"]
-    if PREFIX + "index" not in st.session_state:
-        from unet_demo.ui.home_ui import pick_example
+    # One slider per dataset and split, numbered from 1 like the caption: a new dataset opens
+    # on a representative image (never the previous dataset's position, often an empty slice).
+    image_key = f"{PREFIX}image.{name}.{split}"
+    first = kept(image_key, None)
+    if first is None or not 1 <= int(first) <= count:
+        from unet_demo.data.representative import representative_index
 
-        st.session_state[PREFIX + "index"] = pick_example(arrays.masks)
-    index = controls[1].slider("Image", 0, count - 1, key=PREFIX + "index",
-                               help="Browse the images of this split.")
-    opacity = controls[2].slider("Mask opacity", 0.0, 1.0, 0.45, 0.05, key=PREFIX + "opacity",
-                                 help="0 shows the raw image, 1 paints the classes solid: "
-                                      "check that the labels really sit on the structures.")
+        first = representative_index(arrays.masks) + 1
+    number = keep(image_key, controls[1].slider(
+        "Image", 1, count, int(first), key=image_key,
+        help=f"Browse the {count} images of this split (it opens on the one with the most "
+             "classes and foreground)."))
+    index = int(number) - 1
+    st.session_state[INDEX_KEY] = index
+    opacity_key = PREFIX + "opacity"
+    opacity = keep(opacity_key, controls[2].slider(
+        "Mask opacity", 0.0, 1.0, kept(opacity_key, 0.45), 0.05, key=opacity_key,
+        help="0 shows the raw image, 1 paints the classes solid: check that the labels really "
+             "sit on the structures."))
     image, mask = arrays.images[index], arrays.masks[index]
     left, middle, right = st.columns(3)
     left.image(to_display_rgb(image), caption=f"image · {arrays.ids[index]}", width="stretch")
@@ -148,47 +163,61 @@ def preprocessing_section(name: str, split: str) -> None:
     from unet_demo.data.bundled import load_split
 
     arrays = load_split(name, split)
-    index = min(int(st.session_state.get(PREFIX + "index", 0)), len(arrays) - 1)
+    index = min(int(st.session_state.get(INDEX_KEY, 0)), len(arrays) - 1)
     original = np.asarray(arrays.images[index], np.float32)
     controls = st.columns(4)
     with controls[0]:
-        mode = st.selectbox("Normalisation", preprocess.NORMALIZATION_MODES,
-                            key=PREFIX + "norm", help="How intensities are rescaled before "
-                            "the network sees them; pick one and use it for training and use.")
+        modes = list(preprocess.NORMALIZATION_MODES)
+        mode = keep(PREFIX + "norm", st.selectbox(
+            "Normalisation", modes, index=kept_index(PREFIX + "norm", modes), key=PREFIX + "norm",
+            help="How intensities are rescaled before the network sees them; pick one and use "
+                 "it for training and use."))
         st.caption(NORMALISATION_HELP[mode])
         center = width = None
         if mode == "ct_window":
-            center = st.slider("Window centre", 0.0, 1.0, 0.5, 0.01, key=PREFIX + "center",
-                               help="The intensity in the middle of the band kept.")
-            width = st.slider("Window width", 0.05, 1.0, 0.4, 0.05, key=PREFIX + "width",
-                              help="How wide the band is: narrow = more contrast, less range.")
+            center = keep(PREFIX + "center", st.slider(
+                "Window centre", 0.0, 1.0, kept(PREFIX + "center", 0.5), 0.01,
+                key=PREFIX + "center", help="The intensity in the middle of the band kept."))
+            width = keep(PREFIX + "width", st.slider(
+                "Window width", 0.05, 1.0, kept(PREFIX + "width", 0.4), 0.05, key=PREFIX + "width",
+                help="How wide the band is: narrow = more contrast, less range."))
     with controls[1]:
-        height = st.select_slider("Target height", [64, 96, 128, 160, 192, 256], 128,
+        height = keep(PREFIX + "height", st.select_slider(
+                                  "Target height", SIZES, kept(PREFIX + "height", 128),
                                   key=PREFIX + "height", help="A U-Net takes any size that "
                                   "is a multiple of 2**depth, but all images in a batch must "
                                   "share one; the image is scaled to fit and padded, never "
-                                  "stretched.")
-        target_width = st.select_slider("Target width", [64, 96, 128, 160, 192, 256], 192,
-                                        key=PREFIX + "target_width",
-                                        help="A size with another aspect ratio shows the padding.")
-        pad_mode = st.radio("Padding", preprocess.PAD_MODES, horizontal=True, key=PREFIX + "pad",
-                            help="constant fills with 0; edge repeats the border pixels.")
+                                  "stretched."))
+        target_width = keep(PREFIX + "target_width", st.select_slider(
+            "Target width", SIZES, kept(PREFIX + "target_width", 192),
+            key=PREFIX + "target_width", help="A size with another aspect ratio shows the padding."))
+        pads = list(preprocess.PAD_MODES)
+        pad_mode = keep(PREFIX + "pad", st.radio(
+            "Padding", pads, index=kept_index(PREFIX + "pad", pads), horizontal=True,
+            key=PREFIX + "pad", help="constant fills with 0; edge repeats the border pixels."))
     with controls[2]:
-        clahe = st.toggle("CLAHE", key=PREFIX + "clahe", help="Local histogram equalisation: "
-                          "lifts contrast in dark and bright regions separately.")
-        clip = st.slider("CLAHE clip limit (0-1 scale)", 0.005, 0.1, 0.02, 0.005,
-                         key=PREFIX + "clip", disabled=not clahe,
+        clahe = keep(PREFIX + "clahe", st.toggle(
+            "CLAHE", kept(PREFIX + "clahe", False), key=PREFIX + "clahe",
+            help="Local histogram equalisation: lifts contrast in dark and bright regions "
+                 "separately."))
+        clip = keep(PREFIX + "clip", st.slider(
+                         "CLAHE clip limit (0-1 scale)", 0.005, 0.1, kept(PREFIX + "clip", 0.02),
+                         0.005, key=PREFIX + "clip", disabled=not clahe,
                          help="scikit-image's scale: the largest share of a tile's pixels one "
                               "grey level may hold before its excess is spread out (0.02 = 2 %). "
                               "Higher = stronger contrast, more noise. Not the Augment page's "
-                              "OpenCV scale (about 1-4).")
+                              "OpenCV scale (about 1-4)."))
     with controls[3]:
-        method = st.selectbox("Denoise", ("off", *preprocess.DENOISE_METHODS),
-                              key=PREFIX + "denoise", help="tv keeps edges, median removes "
-                              "salt-and-pepper dots (isolated black or white pixels, not "
-                              "ultrasound speckle), gaussian blurs everything.")
-        strength = st.slider("Denoise strength", 0.05, 1.0, 0.15, 0.05, key=PREFIX + "strength",
-                             disabled=method == "off", help="Too strong erases small structures.")
+        methods = ["off", *preprocess.DENOISE_METHODS]
+        method = keep(PREFIX + "denoise", st.selectbox(
+            "Denoise", methods, index=kept_index(PREFIX + "denoise", methods),
+            key=PREFIX + "denoise", help="tv keeps edges, median removes salt-and-pepper dots "
+            "(isolated black or white pixels, not ultrasound speckle), gaussian blurs "
+            "everything."))
+        strength = keep(PREFIX + "strength", st.slider(
+            "Denoise strength", 0.05, 1.0, kept(PREFIX + "strength", 0.15), 0.05,
+            key=PREFIX + "strength", disabled=method == "off",
+            help="Too strong erases small structures."))
     try:
         processed = original
         if method != "off":
@@ -236,7 +265,7 @@ def data_page() -> None:
     with stats:
         statistics_section(name, split, colours)
     with card_tab:
-        st.markdown(card_markdown(load_card(name)))
+        st.markdown(card_markdown(load_card(name), for_readme=False))
     with prep:
         st.caption("Try the preprocessing steps on the image chosen in Browse. The training "
                    "pipeline uses min-max normalisation by default.")

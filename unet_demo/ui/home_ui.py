@@ -9,7 +9,12 @@ import numpy as np
 import streamlit as st
 
 from unet_demo.errors import UNetDemoError
-from unet_demo.plots.images import overlay_rgb, to_display_rgb
+from unet_demo.plots.images import (
+    class_legend_entries,
+    legend_rgb,
+    overlay_rgb,
+    to_display_rgb,
+)
 from unet_demo.settings import REPO_ROOT
 
 INTRO = (
@@ -36,6 +41,8 @@ PAGES = (
 def pick_example(masks: np.ndarray) -> int:
     """Index of the image that shows the most classes, then the most foreground.
 
+    The rule lives in `unet_demo.data.representative.representative_index`.
+
     Args:
         masks: (N, H, W) integer labels.
 
@@ -44,10 +51,9 @@ def pick_example(masks: np.ndarray) -> int:
         >>> pick_example(m)
         2
     """
-    flat = np.asarray(masks).reshape(len(masks), -1)
-    classes = np.array([len(np.unique(row)) for row in flat])
-    foreground = (flat > 0).mean(axis=1)
-    return int(np.lexsort((-foreground, -classes))[0])
+    from unet_demo.data.representative import representative_index
+
+    return representative_index(masks, "most")
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -70,6 +76,8 @@ def gallery_tile(name: str) -> dict:
         "counts": info.split_counts,
         "image": to_display_rgb(image),
         "overlay": overlay_rgb(image, mask, info.num_classes, opacity=0.5),
+        "legend": legend_rgb(class_legend_entries(info.class_names)),
+        "legend_text": ", ".join(info.class_names[1:]),
     }
 
 
@@ -90,6 +98,7 @@ def dataset_gallery() -> None:
             left, right = st.columns(2)
             left.image(tile["image"], caption="image", width="stretch")
             right.image(tile["overlay"], caption="mask overlay", width="stretch")
+            st.image(tile["legend"], caption="Colours: " + tile["legend_text"])
             counts = tile["counts"]
             st.caption(
                 f"{tile['modality']} · labels: {tile['classes']} · "
