@@ -43,7 +43,10 @@ def test_metrics_table_and_panels_for_bundled_model(app):
     dice = table["dice"].iloc[:-1]
     assert ((dice >= 0) & (dice <= 1)).all()
     assert abs(table["dice"].iloc[-1] - dice.mean()) < 1e-9
-    assert any(m.label == "mean Dice" for m in app.metric)
+    # every Dice says which split it is from
+    assert any(m.label == "mean test Dice" for m in app.metric)
+    assert any(m.value.startswith("**") and "(test) — test Dice" in m.value
+               for m in app.markdown)
     # violin of per-image Dice, threshold explorer, confusion matrix
     assert len(app.get("plotly_chart")) >= 3
     assert any("Otsu" in c.value for c in app.caption)
@@ -111,3 +114,90 @@ def test_multiclass_model_shows_confusion_matrix_without_threshold(monkeypatch, 
     confusion = [c for c in at.get("plotly_chart") if "grey_matter" in c.proto.spec]
     assert confusion, "confusion matrix with the class names is missing"
     assert len(_per_image_table(at)) > 2
+
+
+HOME = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
+
+
+def _menu_app(monkeypatch, tmp_path, models_dir: Path) -> AppTest:
+    monkeypatch.setenv(BUNDLED_DIR_ENV, str(models_dir))
+    monkeypatch.setenv("UNET_DEMO_RUNS_DIR", str(tmp_path / "runs"))
+    at = AppTest.from_file(HOME, default_timeout=180).run()
+    at.switch_page("pages/5_Evaluate.py")
+    return _run(at)
+
+
+def test_threshold_postprocessing_and_tta_survive_a_round_trip(monkeypatch, tmp_path):
+    at = _menu_app(monkeypatch, tmp_path, shared_tiny_models_dir())
+    at.slider(key="evaluate.threshold").set_value(0.3)
+    at.checkbox(key="evaluate.pp.fill").check()
+    at.toggle(key="evaluate.tta").set_value(True)
+    at.selectbox(key="evaluate.split").set_value("val")
+    _run(at)
+    at.switch_page("pages/7_Learn.py").run()
+    at.switch_page("pages/5_Evaluate.py")
+    _run(at)
+    assert at.slider(key="evaluate.threshold").value == 0.3
+    assert at.checkbox(key="evaluate.pp.fill").value is True
+    assert at.toggle(key="evaluate.tta").value is True
+    assert at.selectbox(key="evaluate.split").value == "val"
+    assert any(m.label == "mean val Dice" for m in at.metric)
+    assert any("Most uncertain image" in m.value for m in at.markdown)
+    _assert_uncertainty_dark_to_bright(at)
+
+
+def _assert_uncertainty_dark_to_bright(at: AppTest) -> None:
+    """The variance map: black at 0, pale at the top, a colour bar saying so, no theme."""
+    import json
+
+    charts = [c for c in at.get("plotly_chart") if "flip variance" in c.proto.spec]
+    assert charts, "no uncertainty map"
+    # Streamlit's chart theme replaces a heatmap's colour scale: it must be off here.
+    assert charts[0].proto.theme != "streamlit"
+    trace = json.loads(charts[0].proto.spec)["data"][0]
+    assert trace["colorscale"][0][1] == "#000004" and trace["colorscale"][-1][1] == "#fcfdbf"
+    assert not trace.get("reversescale")
+    assert "dark = sure" in trace["colorbar"]["ticktext"][0]
+    assert "bright = unsure" in trace["colorbar"]["ticktext"][-1]
+    assert any("dark where the mirrored predictions agree" in c.value for c in at.caption)
+
+
+@pytest.fixture(scope="module")
+def two_models(tmp_path_factory) -> Path:
+    from tests.tiny_model import make_tiny_bundled_model
+
+    root = tmp_path_factory.mktemp("two_models")
+    for dataset in ("synthetic_lesions", "nuclei"):
+        make_tiny_bundled_model(root, dataset, epochs=1, num_images=8)
+    return root
+
+
+def test_dataset_follows_the_model_unless_picked_on_purpose(monkeypatch, tmp_path, two_models):
+    at = _menu_app(monkeypatch, tmp_path, two_models)
+    model = at.selectbox(key="evaluate.model")
+    label = {dataset: next(o for o in model.options if dataset in o)
+             for dataset in ("synthetic_lesions", "nuclei")}
+    first = "nuclei" if "nuclei" in model.value else "synthetic_lesions"
+    other = "synthetic_lesions" if first == "nuclei" else "nuclei"
+    assert at.selectbox(key="evaluate.dataset").value == first
+    # a new model brings its own dataset (not the previous model's)
+    at.selectbox(key="evaluate.model").set_value(label[other])
+    _run(at)
+    assert at.selectbox(key="evaluate.dataset").value == other
+    assert not at.warning, [w.value for w in at.warning]
+    # picked on purpose: kept for that model only
+    at.selectbox(key="evaluate.dataset").set_value("brain_skullstrip")
+    _run(at)
+    assert any("transfers" in w.value for w in at.warning)
+    at.selectbox(key="evaluate.model").set_value(label[first])
+    _run(at)
+    assert at.selectbox(key="evaluate.dataset").value == first
+    at.selectbox(key="evaluate.model").set_value(label[other])
+    _run(at)
+    assert at.selectbox(key="evaluate.dataset").value == "brain_skullstrip"
+    # and after a trip to another page
+    at.switch_page("pages/7_Learn.py").run()
+    at.switch_page("pages/5_Evaluate.py")
+    _run(at)
+    assert at.selectbox(key="evaluate.model").value == label[other]
+    assert at.selectbox(key="evaluate.dataset").value == "brain_skullstrip"

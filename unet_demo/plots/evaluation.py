@@ -119,25 +119,39 @@ def confusion_figure(normalised: np.ndarray, counts: np.ndarray, class_names: li
     return figure
 
 
-def uncertainty_figure(variance: np.ndarray):
-    """Plotly heatmap of the flip-TTA per-pixel variance of one image.
+UNCERTAINTY_COLOURS = [[0.0, "#000004"], [0.25, "#51127c"], [0.5, "#b73779"],
+                       [0.75, "#fc8961"], [1.0, "#fcfdbf"]]
+"""Magma, written out: black at zero variance (sure), pale yellow at the most (unsure)."""
 
-    The colour scale runs from 0 to at least 0.25 (the largest variance of a probability), so
-    two images' maps can be compared by eye.
+
+def uncertainty_figure(variance: np.ndarray):
+    """Plotly heatmap of the flip-TTA per-pixel variance of one image: dark = sure, bright = unsure.
+
+    Zero variance (all flips agree) is black and the largest variance pale yellow, as the
+    colour bar says. The colour scale runs from 0 to at least 0.25 (the largest variance of a
+    probability), so two images' maps can be compared by eye. The scale is written out rather
+    than named, and pages draw the figure with ``theme=None``, so no theme can swap it.
 
     Args:
         variance: (H, W) per-pixel variance.
 
     Example:
-        >>> uncertainty_figure(np.zeros((4, 4))).data[0].zmax
-        0.25
+        >>> figure = uncertainty_figure(np.zeros((4, 4)))
+        >>> figure.data[0].zmax, figure.data[0].colorscale[0][1], figure.data[0].colorscale[-1][1]
+        (0.25, '#000004', '#fcfdbf')
     """
     import plotly.graph_objects as go
 
-    figure = go.Figure(go.Heatmap(z=variance, colorscale="Magma", zmin=0,
-                                  zmax=max(0.25, float(np.max(variance))),
-                                  colorbar=dict(title="variance")))
-    figure.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10),
+    zmax = max(0.25, float(np.max(variance)))
+    figure = go.Figure(go.Heatmap(
+        z=variance, colorscale=UNCERTAINTY_COLOURS, zmin=0, zmax=zmax, reversescale=False,
+        hovertemplate="variance %{z:.3f}<extra></extra>",
+        colorbar=dict(title=dict(text="flip variance", side="right"),
+                      tickvals=[0, zmax / 2, zmax],
+                      ticktext=["0 dark = sure", f"{zmax / 2:.2f}", f"{zmax:.2f} bright = unsure"],
+                      tickfont=dict(size=14))))
+    figure.update_layout(height=340, margin=dict(l=10, r=10, t=10, b=10),
+                         paper_bgcolor="white", plot_bgcolor="white", font=dict(size=14),
                          yaxis=dict(autorange="reversed", scaleanchor="x", visible=False),
                          xaxis=dict(visible=False))
     return figure

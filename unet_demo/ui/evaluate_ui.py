@@ -25,10 +25,20 @@ from unet_demo.plots.evaluation import (
     threshold_figure,
     uncertainty_figure,
 )
+from unet_demo.ui.kept import keep, kept, kept_index
 
+UNCERTAINTY_CAPTION = ("Flip-TTA variance: dark where the mirrored predictions agree (the model "
+                       "is sure), bright where they disagree (unsure; often the borders).")
 METRIC_LABELS = {"dice": "Dice", "iou": "IoU", "hd95": "HD95 (px)", "recall": "recall"}
 MAX_EVAL_IMAGES = 64
 STATE_PREFIX = "evaluate."
+DATASET_KEY = STATE_PREFIX + "dataset"
+DATASET_CHOICES_KEY = STATE_PREFIX + "dataset_by_model"
+"""Session-state key (no widget): model spec -> the dataset the user picked on purpose."""
+DATASET_MODEL_KEY = STATE_PREFIX + "dataset_model"
+"""Session-state key (no widget): the model spec the dataset box was last drawn for."""
+PLOTLY_CONFIG = {"displayModeBar": "hover", "displaylogo": False}
+"""Plotly toolbar only while the pointer is over a chart, so it never hides a legend."""
 
 
 # --------------------------------------------------------------------------- cached compute
@@ -89,23 +99,72 @@ def pick_model(key: str, prefer: str = "runs") -> str | None:
     return spec
 
 
+def _kept_checkbox(column, label: str, key: str, help: str | None = None) -> bool:
+    return bool(keep(key, column.checkbox(label, kept(key, False), key=key, help=help)))
+
+
+def _kept_number(column, label: str, low: int, high: int, default: int, key: str) -> int:
+    return int(keep(key, column.number_input(label, low, high, kept(key, default), key=key)))
+
+
 def postprocess_controls(key: str) -> list[str]:
-    """Checkboxes and radii for the post-processing chain; returns the op strings in order."""
+    """Checkboxes and radii for the post-processing chain; returns the op strings in order.
+
+    The choices are kept across pages (`unet_demo.ui.kept`).
+
+    Args:
+        key: prefix of the widget keys ("evaluate.pp", "segment.pp").
+
+    Example:
+        >>> postprocess_controls("evaluate.pp")  # doctest: +SKIP
+        ['fill_holes']
+    """
     ops: list[str] = []
     cols = st.columns(5)
-    if cols[0].checkbox("Opening", key=f"{key}.open", help="remove specks thinner than the disk"):
-        ops.append(f"opening:{cols[0].number_input('radius', 1, 10, 1, key=f'{key}.open_r')}")
-    if cols[1].checkbox("Closing", key=f"{key}.close", help="close gaps narrower than the disk"):
-        ops.append(f"closing:{cols[1].number_input('radius', 1, 10, 2, key=f'{key}.close_r')}")
-    if cols[2].checkbox("Fill holes", key=f"{key}.fill"):
+    if _kept_checkbox(cols[0], "Opening", f"{key}.open", "remove specks thinner than the disk"):
+        ops.append(f"opening:{_kept_number(cols[0], 'radius', 1, 10, 1, f'{key}.open_r')}")
+    if _kept_checkbox(cols[1], "Closing", f"{key}.close", "close gaps narrower than the disk"):
+        ops.append(f"closing:{_kept_number(cols[1], 'radius', 1, 10, 2, f'{key}.close_r')}")
+    if _kept_checkbox(cols[2], "Fill holes", f"{key}.fill"):
         ops.append("fill_holes")
-    if cols[3].checkbox("Remove small", key=f"{key}.small", help="drop blobs up to N pixels"):
-        ops.append(f"remove_small:{cols[3].number_input('N', 1, 5000, 20, key=f'{key}.small_n')}")
-    if cols[4].checkbox("Largest blob", key=f"{key}.largest",
-                        help="keep only the largest connected component of each class; "
-                             "this also deletes real extra lesions and all nuclei but one"):
+    if _kept_checkbox(cols[3], "Remove small", f"{key}.small", "drop blobs up to N pixels"):
+        ops.append(f"remove_small:{_kept_number(cols[3], 'N', 1, 5000, 20, f'{key}.small_n')}")
+    if _kept_checkbox(cols[4], "Largest blob", f"{key}.largest",
+                      "keep only the largest connected component of each class; this also "
+                      "deletes real extra lesions and all nuclei but one"):
         ops.append("largest_component")
     return ops
+
+
+def dataset_for_model(spec: str, model_dataset: str, compatible: list[str],
+                      state=None) -> str:
+    """The dataset to score `spec` on: the one picked on purpose for it, else the model's own.
+
+    Args:
+        spec: the model spec ("bundled:NAME" or a run folder).
+        model_dataset: the dataset the model was trained on ("" when unknown).
+        compatible: bundled datasets the model can be scored on.
+        state: a mapping to read (tests); default `st.session_state`.
+
+    Example:
+        >>> dataset_for_model("bundled:nuclei", "nuclei", ["nuclei", "brain_skullstrip"], {})
+        'nuclei'
+        >>> dataset_for_model("bundled:nuclei", "nuclei", ["nuclei", "brain_skullstrip"],
+        ...                   {DATASET_CHOICES_KEY: {"bundled:nuclei": "brain_skullstrip"}})
+        'brain_skullstrip'
+    """
+    state = st.session_state if state is None else state
+    picked = state.get(DATASET_CHOICES_KEY, {}).get(spec)
+    if picked in compatible:
+        return picked
+    return model_dataset if model_dataset in compatible else compatible[0]
+
+
+def _remember_dataset(spec: str) -> None:
+    """on_change of the dataset box: remember this model's dataset as picked on purpose."""
+    choices = dict(st.session_state.get(DATASET_CHOICES_KEY, {}))
+    choices[spec] = st.session_state[DATASET_KEY]
+    st.session_state[DATASET_CHOICES_KEY] = choices
 
 
 # --------------------------------------------------------------------------- page
@@ -128,18 +187,28 @@ def evaluate_page() -> None:
         st.error(f"No bundled dataset matches this model ({handle.num_classes} classes, "
                  f"{handle.input_shape[-1]} channel(s)).")
         return
-    default = handle.dataset if handle.dataset in compatible else compatible[0]
+    # The dataset follows the model: a new model (or a return from another page) sets the box
+    # to the dataset picked on purpose for that model, else to the model's own dataset.
+    state = st.session_state
+    if state.get(DATASET_MODEL_KEY) != spec or state.get(DATASET_KEY) not in compatible:
+        state[DATASET_KEY] = dataset_for_model(spec, handle.dataset, compatible)
+    state[DATASET_MODEL_KEY] = spec
     col_data, col_split, col_tta = st.columns([2, 1, 1])
-    dataset = col_data.selectbox("Dataset", compatible, index=compatible.index(default),
-                                 key="evaluate.dataset")
-    split = col_split.selectbox("Split", SPLITS, index=SPLITS.index("test"), key="evaluate.split",
-                                help="Judge a model on the test split: it never saw those images.")
-    tta = col_tta.toggle("Flip TTA", key="evaluate.tta",
-                         help="Average predictions over 4 flips; shows where the model is unsure.")
+    dataset = col_data.selectbox("Dataset", compatible, key=DATASET_KEY,
+                                 on_change=_remember_dataset, args=(spec,),
+                                 help="Follows the model: it opens on the data the model was "
+                                      "trained on. Pick another to test how it transfers.")
+    split_key = STATE_PREFIX + "split"
+    split = keep(split_key, col_split.selectbox(
+        "Split", SPLITS, index=kept_index(split_key, SPLITS, default=SPLITS.index("test")),
+        key=split_key, help="Judge a model on the test split: it never saw those images."))
+    tta = keep(STATE_PREFIX + "tta", col_tta.toggle(
+        "Flip TTA", kept(STATE_PREFIX + "tta", False), key=STATE_PREFIX + "tta",
+        help="Average predictions over 4 flips; shows where the model is unsure."))
     info = get_dataset_info(dataset)
     if dataset != handle.dataset and handle.dataset:
         st.warning(f"This model was trained on **{handle.dataset}**; scores on **{dataset}** "
-                   "test how it transfers to other data.")
+                   "test how it transfers to other data (expect them to be low).")
     with st.spinner(f"Predicting the {split} split..."):
         try:
             data = split_predictions(spec, handle.model_id, dataset, split, tta)
@@ -148,10 +217,10 @@ def evaluate_page() -> None:
             return
     if data["total"] > len(data["ids"]):
         st.caption(f"Showing the first {len(data['ids'])} of {data['total']} images.")
-    _render_results(data, handle, info)
+    _render_results(data, handle, info, split)
 
 
-def _render_results(data: dict[str, Any], handle, info) -> None:
+def _render_results(data: dict[str, Any], handle, info, split: str = "test") -> None:
     from unet_demo.evaluation.evaluate import evaluate_predictions
     from unet_demo.evaluation.scores import (
         confusion_matrix,
@@ -164,15 +233,17 @@ def _render_results(data: dict[str, Any], handle, info) -> None:
     binary = data["probabilities"].shape[-1] == 1
     threshold = 0.5
     if binary:
-        threshold = st.slider("Threshold", 0.0, 1.0, 0.5, 0.01, key="evaluate.threshold",
-                              help="A pixel is foreground when its probability is at least this.")
+        key = STATE_PREFIX + "threshold"
+        threshold = keep(key, st.slider(
+            "Threshold", 0.0, 1.0, kept(key, 0.5), 0.01, key=key,
+            help="A pixel is foreground when its probability is at least this."))
     st.markdown("**Post-processing** (applied after thresholding)")
     ops = postprocess_controls("evaluate.pp")
     raw = evaluate_predictions(data["probabilities"], data["masks"], handle.num_classes,
                                threshold, ids=data["ids"])
     result = evaluate_predictions(data["probabilities"], data["masks"], handle.num_classes,
                                   threshold, ops, ids=data["ids"]) if ops else raw
-    _metric_row(result.mean, raw.mean if ops else None)
+    _metric_row(result.mean, raw.mean if ops else None, split)
     if ops:
         _before_after_table(raw.mean, result.mean, ops)
 
@@ -181,7 +252,9 @@ def _render_results(data: dict[str, Any], handle, info) -> None:
         table = metrics_table(result.rows)
         st.dataframe(table, width="stretch", hide_index=True,
                      column_config={"index": None})
-        st.plotly_chart(dice_distribution_figure(result.rows), width="stretch")
+        st.plotly_chart(dice_distribution_figure(result.rows), width="stretch",
+                        config=PLOTLY_CONFIG)
+        st.caption(f"Per-image Dice on the **{split}** split.")
         st.caption("HD95 and ASD are in pixels. They are empty (NaN) when exactly one of mask "
                    "and prediction is empty (nothing to measure to), and those images drop "
                    "out of their mean; 0 when both are empty.")
@@ -198,14 +271,15 @@ def _render_results(data: dict[str, Any], handle, info) -> None:
         indices = worst if choice == "(worst cases)" else [data["ids"].index(choice)]
         _legend()
         for index in indices:
-            _image_row(data, result, index, info)
+            _image_row(data, result, index, info, split)
     with tabs[2]:
         if binary:
             curve = threshold_curve(data["probabilities"], data["masks"], 51)
             otsu = otsu_threshold(data["probabilities"])
-            st.plotly_chart(threshold_figure(curve, threshold, otsu), width="stretch")
+            st.plotly_chart(threshold_figure(curve, threshold, otsu), width="stretch",
+                            config=PLOTLY_CONFIG)
             best_t, best_dice = curve.best("dice")
-            st.caption(f"Best mean Dice {best_dice:.3f} at threshold {best_t:.2f}; Otsu's "
+            st.caption(f"Best mean {split} Dice {best_dice:.3f} at threshold {best_t:.2f}; Otsu's "
                        f"threshold on the probabilities is {otsu:.2f}. Choosing the threshold on "
                        "the test split flatters the score: pick it on 'val'.")
         else:
@@ -215,7 +289,8 @@ def _render_results(data: dict[str, Any], handle, info) -> None:
                                               max(2, handle.num_classes))
         names = list(info.class_names) if len(info.class_names) == len(counts) else [
             str(i) for i in range(len(counts))]
-        st.plotly_chart(confusion_figure(normalised, counts, names), width="stretch")
+        st.plotly_chart(confusion_figure(normalised, counts, names), width="stretch",
+                        config=PLOTLY_CONFIG)
         st.caption("Rows are the true class and sum to 1; hover for pixel counts.")
     with tabs[4]:
         if data["variance"] is None:
@@ -230,17 +305,21 @@ def _render_results(data: dict[str, Any], handle, info) -> None:
             cols[0].image(_display(data["images"][index]), caption="image", width="stretch",
                           clamp=True)
             with cols[1]:
-                st.plotly_chart(uncertainty_figure(data["variance"][index]), width="stretch")
+                # theme=None: Streamlit's chart theme would swap in its own colour scale.
+                st.plotly_chart(uncertainty_figure(data["variance"][index]), width="stretch",
+                                theme=None, config=PLOTLY_CONFIG)
+            st.caption(UNCERTAINTY_CAPTION)
 
 
-def _metric_row(mean: dict[str, float], before: dict[str, float] | None) -> None:
+def _metric_row(mean: dict[str, float], before: dict[str, float] | None,
+                split: str = "test") -> None:
     cols = st.columns(4)
     for col, key in zip(cols, ("dice", "iou", "hd95", "recall"), strict=True):
         value = mean.get(key, math.nan)
         delta = None
         if before is not None and not math.isnan(value) and not math.isnan(before.get(key, math.nan)):
             delta = f"{value - before[key]:+.3f} after post-processing"
-        col.metric(f"mean {METRIC_LABELS[key]}",
+        col.metric(f"mean {split} {METRIC_LABELS[key]}",
                    "n/a" if math.isnan(value) else f"{value:.3f}", delta,
                    delta_color="inverse" if key == "hd95" else "normal")
 
@@ -263,14 +342,15 @@ def _legend() -> None:
     st.caption("Black = true negative; the white outline in the overlay is the ground truth.")
 
 
-def _image_row(data: dict[str, Any], result, index: int, info) -> None:
+def _image_row(data: dict[str, Any], result, index: int, info, split: str = "test") -> None:
     from unet_demo.plots.images import draw_outline, error_map, overlay_rgb
 
     image = _display(data["images"][index])
     truth = data["masks"][index]
     prediction = result.predictions[index]
     row = result.rows[index]
-    st.markdown(f"**{row['id']}** — Dice {row['dice']:.3f}, IoU {row['iou']:.3f}, "
+    st.markdown(f"**{row['id']}** ({split}) — {split} Dice {row['dice']:.3f}, IoU "
+                f"{row['iou']:.3f}, "
                 f"HD95 {_fmt(row.get('hd95'))} px")
     cols = st.columns(5)
     scale = max(1, int(info.num_classes) - 1)
