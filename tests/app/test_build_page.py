@@ -100,3 +100,37 @@ def test_pretrained_encoder_says_it_starts_from_random_weights(tmp_path, monkeyp
     warnings = [str(w.value) for w in at.warning]
     assert any(expected in text and "starts from random weights" in text for text in warnings), \
         warnings
+
+
+def test_invalid_size_diagram_draws_the_real_shapes_and_the_failing_concatenation(app):
+    import json
+
+    app.number_input(key="build.input_height").set_value(100)
+    _run(app)
+    warning = " ".join(w.value for w in app.warning)
+    assert "12 -> 24" in warning and "25" in warning and "concatenation fails" in warning
+    spec = json.loads(app.get("plotly_chart")[0].proto.spec)
+    texts = " ".join(a.get("text", "") for a in spec["layout"]["annotations"])
+    assert "up-sampled 24×16 ≠ skip 25×16" in texts and "concatenation fails" in texts
+    red = [s for s in spec["layout"]["shapes"] if s.get("name") == "mismatch"]
+    assert len(red) == 1 and red[0]["line"]["color"] == "#d00000"
+
+
+def test_reset_gives_the_classroom_preset_model_groupnorm_base_8(app):
+    from unet_demo.training.presets import get_preset
+
+    app.selectbox(key="build.normalization").set_value("batch")
+    app.select_slider(key="build.base_filters").set_value(32)
+    _run(app)
+    app.button(key="build.reset").click()
+    _run(app)
+    assert app.selectbox(key="build.normalization").value == "group"
+    assert app.select_slider(key="build.base_filters").value == 8
+    stored = app.session_state[UNET_CONFIG_KEY]
+    preset = get_preset("brain_skullstrip", "classroom").model
+    assert stored == preset.replace(input_height=128, input_width=128, num_classes=1)
+    assert stored.normalization == "group" and stored.base_filters == 8
+
+
+def test_output_classes_help_says_binary_foreground_background(app):
+    assert "binary (foreground/background)" in app.number_input(key="build.num_classes").help

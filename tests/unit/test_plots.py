@@ -20,7 +20,13 @@ from unet_demo.plots.images import (
     overlay_rgb,
     to_display_rgb,
 )
-from unet_demo.plots.models import level_shapes, unet_diagram
+from unet_demo.plots.models import (
+    MISMATCH_COLOUR,
+    TEXT_COLOUR,
+    first_mismatch,
+    level_shapes,
+    unet_diagram,
+)
 from unet_demo.plots.training import training_curves_figure
 
 
@@ -149,3 +155,47 @@ def test_training_curves_have_one_point_per_epoch():
              "val_dice": 0.09 * e, "lr": 1e-3} for e in (1, 2, 3, 4)]
     figure = training_curves_figure(rows)
     assert all(len(trace.x) == 4 for trace in figure.data)
+
+
+def test_level_shapes_floor_down_and_double_up_for_an_uneven_size():
+    levels = level_shapes(UNetConfig(input_height=100, input_width=96, depth=3))
+    assert [lvl["height"] for lvl in levels] == [100, 50, 25, 12]
+    assert [lvl["up_height"] for lvl in levels[:-1]] == [96, 48, 24]
+    assert first_mismatch(levels) == 2
+    assert first_mismatch(level_shapes(UNetConfig(input_height=96, depth=3))) is None
+
+
+def test_invalid_size_diagram_shows_24_against_25_in_red():
+    figure = unet_diagram(UNetConfig(input_height=100, input_width=96, depth=3))
+    texts = " ".join(a.text or "" for a in figure.layout.annotations)
+    assert "up-sampled 24×24 ≠ skip 25×24" in texts and "concatenation fails" in texts
+    decoder_labels = [a.text for a in figure.layout.annotations if a.name in ("mismatch", "not built")]
+    assert len(decoder_labels) == 3  # level 2 fails, levels 1 and 0 are never built
+    red = [s for s in figure.layout.shapes if s.name == "mismatch"]
+    assert len(red) == 1 and red[0].line.color == MISMATCH_COLOUR
+    assert [a.font.color for a in figure.layout.annotations if a.name == "mismatch"] == [
+        MISMATCH_COLOUR]
+    # the mirrored (wrong) decoder label 25×24×64 is not drawn on the decoder side
+    assert texts.count("25×24×64") == 1
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4])
+def test_unetpp_nested_nodes_get_an_up_connection_each(depth):
+    figure = unet_diagram(UNetConfig(variant="unetpp", depth=depth, input_height=64,
+                                     input_width=64))
+    names = [a.name for a in figure.layout.annotations]
+    assert names.count("nested up-sample") == depth * (depth - 1) // 2
+    assert names.count("up-sample") == depth
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_diagram_text_is_large_and_dark_for_projectors(variant):
+    depth = 5 if variant == "pretrained" else 3
+    figure = unet_diagram(UNetConfig(variant=variant, depth=depth, input_height=64,
+                                     input_width=64, input_depth=32))
+    assert figure.layout.font.size >= 14 and figure.layout.font.color == TEXT_COLOUR
+    assert figure.layout.legend.font.size >= 14 and figure.layout.title.font.size >= 14
+    for note in figure.layout.annotations:
+        if note.text:
+            assert note.font.size >= 14, note.text
+            assert note.font.color in (TEXT_COLOUR, MISMATCH_COLOUR, "#fff"), note.text

@@ -25,9 +25,9 @@ from unet_demo.config import (
     UNetConfig,
 )
 from unet_demo.errors import UNetDemoError
-from unet_demo.plots.models import level_shapes, levels_from_stats, unet_diagram
+from unet_demo.plots.models import level_shapes, levels_from_stats, mismatch_text, unet_diagram
 from unet_demo.ui.common import encoder_weights_ui
-from unet_demo.ui.state import get_unet_config, set_unet_config
+from unet_demo.ui.state import get_dataset, get_unet_config, set_unet_config
 
 PREFIX = "build."
 FILTER_CHOICES = (4, 8, 16, 32, 64)
@@ -44,7 +44,48 @@ VARIANT_HELP = {
     "pretrained": "An ImageNet network as encoder: transfer learning when data are scarce.",
 }
 
-DEFAULT_CONFIG = UNetConfig()
+BINARY_WORDING = "binary (foreground/background)"
+"""How a one-output-channel (sigmoid) model is named; the Segment page uses the same words."""
+
+
+def classroom_default(dataset: str | None = None) -> UNetConfig:
+    """The classroom preset's model for a dataset, so Build and Train start from the same U-Net.
+
+    That is GroupNorm, not BatchNorm: with about 100 images and 8 epochs BatchNorm's running
+    statistics do not settle (docs/presets.md). Output classes and input channels follow the
+    dataset when its card can be read (the runner sets them from the data anyway).
+
+    Args:
+        dataset: a bundled dataset name or "upload:<id>"; default the one chosen in this session.
+
+    Example:
+        >>> cfg = classroom_default("brain_skullstrip")
+        >>> cfg.normalization, cfg.base_filters, cfg.num_classes
+        ('group', 8, 1)
+        >>> classroom_default("brain_tissue").num_classes
+        4
+    """
+    from unet_demo.training.presets import get_preset
+
+    dataset = dataset if dataset is not None else get_dataset()
+    try:
+        spec = get_preset(dataset, "classroom")
+    except UNetDemoError:
+        spec = get_preset("brain_skullstrip", "classroom")
+    model = spec.model.replace(input_height=spec.data.image_size,
+                               input_width=spec.data.image_size)
+    try:
+        from unet_demo.data.bundled import get_dataset_info
+
+        info = get_dataset_info(spec.data.dataset)
+    except (UNetDemoError, OSError, ValueError):
+        return model
+    return model.replace(input_channels=info.channels,
+                         num_classes=1 if info.is_binary else info.num_classes)
+
+
+def _reset_to_classroom() -> None:
+    _load_config(classroom_default())
 
 
 def _key(field: str) -> str:
@@ -77,7 +118,7 @@ def _on_backbone_change() -> None:
 
 def controls_ui() -> UNetConfig:
     """Every UNetConfig option as a widget; returns the config (raises UNetDemoError if invalid)."""
-    _init_state(get_unet_config() or DEFAULT_CONFIG)
+    _init_state(get_unet_config() or classroom_default())
     values: dict[str, Any] = {}
     variant = st.selectbox("Variant", VARIANTS, key=_key("variant"), on_change=_on_variant_change,
                            help="; ".join(f"{k}: {v}" for k, v in VARIANT_HELP.items()))
@@ -99,8 +140,8 @@ def controls_ui() -> UNetConfig:
             help="1 for grey scans (MRI, CT, fluorescence); 3 for colour (RGB) images.")
         values["num_classes"] = st.number_input(
             "Output classes", 1, 8, key=_key("num_classes"), step=1,
-            help="1 = binary (sigmoid: object or not); 2+ = one softmax channel per class, "
-                 "background included.")
+            help=f"1 = {BINARY_WORDING}, one sigmoid channel; 2+ = one softmax channel per "
+                 "class, background included.")
     with blocks:
         values["depth"] = st.slider(
             "Depth (poolings)", 1, 5, key=_key("depth"), disabled=variant == "pretrained",
@@ -238,8 +279,10 @@ def size_warning(cfg: UNetConfig) -> str | None:
     ]
     if not problems:
         return None
-    return (" ".join(problems) + " Each pooling halves the size and the decoder doubles it back, "
-            "so the halving must come out even.")
+    what_happens = mismatch_text(level_shapes(cfg))
+    return (" ".join(problems) + " Each pooling halves the size and rounds down, and the decoder "
+            "doubles it back, so the halving must come out even. "
+            + (f"{what_happens} (the red block in the diagram)." if what_happens else ""))
 
 
 def _gflops(flops: int) -> str:
@@ -329,9 +372,11 @@ def build_page() -> None:
             "Batch size (for the memory figures)", (1, 2, 4, 8, 16, 32, 64), 8,
             key=PREFIX + "batch_size",
             help="Training memory grows with the batch; halve it if training runs out of memory.")
-        st.button("Reset to the classroom default", key=PREFIX + "reset", icon=":material/restart_alt:",
-                  on_click=_load_config, args=(DEFAULT_CONFIG,),
-                  help="A small classic U-Net that trains on a laptop CPU in minutes.")
+        st.button("Reset to the classroom default", key=PREFIX + "reset",
+                  icon=":material/restart_alt:", on_click=_reset_to_classroom,
+                  help="The classroom preset's model for the chosen dataset (the one the Train "
+                       "page uses): a small classic U-Net with GroupNorm that trains on a "
+                       "laptop CPU in minutes.")
     stats = None
     with results:
         warning = size_warning(cfg)
@@ -353,8 +398,10 @@ def results_ui(cfg: UNetConfig, stats: dict[str, Any] | None) -> None:
     levels = stats["levels"] if stats else level_shapes(cfg)
     st.plotly_chart(unet_diagram(cfg, levels), key=PREFIX + "diagram")
     if stats:
-        st.caption(f"{stats['layer_count']} layers; output {tuple(stats['output_shape'])}. "
-                   "This model is stored for the Train page.")
+        kind = (BINARY_WORDING if cfg.num_classes == 1
+                else f"{cfg.num_classes} classes, background included")
+        st.caption(f"{stats['layer_count']} layers; output {tuple(stats['output_shape'])}, "
+                   f"{kind}. This model is stored for the Train page.")
     with st.expander("model.summary()"):
         try:
             st.code(cached_summary(cfg.to_json()), language="text")
