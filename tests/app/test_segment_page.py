@@ -56,7 +56,9 @@ def test_bundled_test_image_is_segmented_with_downloads(app):
     assert not app.error, [e.value for e in app.error]
     assert _image_count(app) >= 3  # input, overlay, probability map
     assert {"Mask (PNG)", "Overlay (PNG)"} <= set(_download_labels(app))
-    assert any(m.label.startswith("area of class 1") for m in app.metric)
+    # areas carry the class name from the dataset card, not "class 1"
+    assert any(m.label == "area of lesion" for m in app.metric), [m.label for m in app.metric]
+    assert any("output binary (foreground/background)" in c.value for c in app.caption)
 
 
 def test_uploaded_png_is_segmented_and_opacity_does_not_rerun_model(app):
@@ -123,7 +125,7 @@ def test_dicom_offers_ct_windows_and_reports_mm2(app):
     assert "CT brain" in window.options
     window.select("CT brain").run()
     assert not app.exception and not app.error
-    assert all("mm²" in m.value for m in app.metric if m.label.startswith("area of class"))
+    assert all("mm²" in m.value for m in app.metric if m.label.startswith("area of"))
 
 
 def test_nifti_slice_picker_and_whole_volume_download(app):
@@ -143,7 +145,7 @@ def test_nifti_slice_picker_and_whole_volume_download(app):
     app.button(key="segment.volume.0").click().run()
     assert not app.exception, app.exception
     assert "Mask (NIfTI)" in _download_labels(app)
-    assert any(c.value.startswith("Volume: class 1") for c in app.caption)
+    assert any(c.value.startswith("Volume: lesion") for c in app.caption)
 
 
 def test_out_of_distribution_upload_gets_a_warning(app):
@@ -156,3 +158,62 @@ def test_out_of_distribution_upload_gets_a_warning(app):
     warnings = [w.value for w in app.warning]
     assert any("channel" in w for w in warnings) and any("400x300" in w for w in warnings)
     assert "Mask (PNG)" in _download_labels(app)
+
+
+def test_uploads_tta_and_opacity_survive_a_round_trip_and_can_be_removed(monkeypatch, tmp_path):
+    from unet_demo.ui.segment_ui import UPLOADS_KEY
+
+    monkeypatch.setenv(BUNDLED_DIR_ENV, str(shared_tiny_models_dir()))
+    monkeypatch.setenv("UNET_DEMO_RUNS_DIR", str(tmp_path / "runs"))
+    home = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
+    at = AppTest.from_file(home, default_timeout=120).run()
+    at.switch_page("pages/6_Segment.py").run()
+    at.file_uploader(key="segment.uploader").set_value(
+        [("lesion.png", _lesion_png(), "image/png"), ("small.png", _lesion_png(64), "image/png")]
+    ).run()
+    at.slider(key="segment.opacity").set_value(0.8).run()
+    at.toggle(key="segment.tta").set_value(True).run()
+    assert not at.exception, at.exception
+    at.switch_page("pages/7_Learn.py").run()
+    at.switch_page("pages/6_Segment.py").run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    # the uploader is empty again (a browser cannot refill it) but the files are still here
+    assert [f["name"] for f in at.session_state[UPLOADS_KEY]] == ["lesion.png", "small.png"]
+    assert any("Your uploads" in m.value for m in at.markdown)
+    assert [s.value for s in at.subheader][:2] == ["lesion.png", "small.png"]
+    assert "Mask (PNG)" in _download_labels(at)
+    assert at.slider(key="segment.opacity").value == 0.8
+    assert at.toggle(key="segment.tta").value is True
+    assert any("dark where the mirrored predictions agree" in c.value for c in at.caption)
+    # remove one, then all
+    remove = [b for b in at.button if b.label == "Remove"]
+    assert len(remove) == 2
+    remove[0].click().run()
+    assert [f["name"] for f in at.session_state[UPLOADS_KEY]] == ["small.png"]
+    assert [s.value for s in at.subheader][:1] == ["small.png"]
+    next(b for b in at.button if b.label == "Remove all").click().run()
+    assert not at.session_state[UPLOADS_KEY]
+    assert any("Upload one or more images" in i.value for i in at.info)
+
+
+def test_kept_uploads_are_bounded_and_deduplicated():
+    from unet_demo.ui.segment_ui import keep_uploads
+
+    kept, dropped = keep_uploads([], [(f"{i}.png", bytes([i]) * 10) for i in range(5)],
+                                 max_files=3)
+    assert [f["name"] for f in kept] == ["2.png", "3.png", "4.png"]
+    assert dropped == ["0.png", "1.png"]
+    again, dropped = keep_uploads(kept, [("copy.png", bytes([4]) * 10)])
+    assert again == kept and not dropped
+    small, dropped = keep_uploads([], [("a", b"x" * 60), ("b", b"y" * 60)], max_bytes=100)
+    assert [f["name"] for f in small] == ["b"] and dropped == ["a"]
+
+
+def test_a_removed_upload_stays_removed_while_the_uploader_still_holds_it(app):
+    app.file_uploader(key="segment.uploader").set_value(
+        ("lesion.png", _lesion_png(), "image/png")).run()
+    assert [s.value for s in app.subheader][:1] == ["lesion.png"]
+    next(b for b in app.button if b.label == "Remove").click().run()
+    assert not app.exception, app.exception
+    assert "lesion.png" not in [s.value for s in app.subheader]

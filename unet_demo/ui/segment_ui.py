@@ -26,6 +26,7 @@ import streamlit as st
 from unet_demo.errors import UNetDemoError
 from unet_demo.inference.encoders import mask_file_stem
 from unet_demo.inference.segment import SegmentOptions, segment_image_bytes
+from unet_demo.ui.kept import keep, kept, kept_index
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,92 @@ PROBE_CACHE_KEY = "segment.probes"
 VOLUME_CACHE_KEY = "segment.volumes"
 MAX_CACHED_RESULTS = 24
 NO_SAMPLE = "(none)"
+UPLOADS_KEY = "segment.uploads"
+"""Session-state key (no widget): the user's uploads, [{"name", "data", "digest"}], oldest first.
+
+The file_uploader forgets its files when the user visits another page (Streamlit drops a widget
+that is not drawn, and a browser never lets a page refill a file input), so the page keeps
+their bytes here and lists them as "your uploads" with a remove button."""
+UPLOADS_REMOVED_KEY = "segment.uploads_removed"
+"""Session-state key (no widget): digests the user removed (not shown again from the uploader)."""
+UPLOADS_SEEN_KEY = "segment.uploads_seen"
+"""Session-state key (no widget): file ids of uploader files already copied into UPLOADS_KEY."""
+MAX_KEPT_UPLOADS = 8
+MAX_KEPT_BYTES = 64 * 1024 * 1024
+BINARY_WORDING = "binary (foreground/background)"
+"""How a one-output (sigmoid) model is described, on this page and on Build."""
+
+
+def keep_uploads(kept: list[dict[str, Any]], files: list[tuple[str, bytes]],
+                 max_files: int = MAX_KEPT_UPLOADS,
+                 max_bytes: int = MAX_KEPT_BYTES) -> tuple[list[dict[str, Any]], list[str]]:
+    """Add uploads to the kept list: same bytes only once, oldest dropped beyond the limits.
+
+    Args:
+        kept: the uploads kept so far (oldest first); not modified.
+        files: new (name, bytes) pairs.
+        max_files: most files kept.
+        max_bytes: most bytes kept in all.
+
+    Returns:
+        The new list and the names of the files dropped to stay within the limits.
+
+    Example:
+        >>> kept, dropped = keep_uploads([], [("a.png", b"1"), ("b.png", b"22"), ("a2.png", b"1")],
+        ...                              max_files=1)
+        >>> [f["name"] for f in kept], dropped
+        (['b.png'], ['a.png'])
+    """
+    result = list(kept)
+    for name, data in files:
+        digest = hashlib.sha256(data).hexdigest()
+        if any(item["digest"] == digest for item in result):
+            continue
+        result.append({"name": name, "data": data, "digest": digest})
+    dropped = []
+    while result and (len(result) > max_files
+                      or sum(len(item["data"]) for item in result) > max_bytes):
+        dropped.append(result.pop(0)["name"])
+    return result, dropped
+
+
+def model_wording(num_classes: int, class_names: tuple[str, ...] | list[str] = ()) -> str:
+    """How the page describes a model's output: binary, or N classes with their names.
+
+    Args:
+        num_classes: the model's output channels (1 = one sigmoid output).
+        class_names: names per label value, background first (the dataset card's), if known.
+
+    Example:
+        >>> model_wording(1)
+        'binary (foreground/background)'
+        >>> model_wording(3, ["background", "csf", "grey"])
+        '3 classes (background, csf, grey)'
+    """
+    if num_classes <= 1:
+        return BINARY_WORDING
+    names = f" ({', '.join(class_names)})" if len(class_names) == num_classes else ""
+    return f"{num_classes} classes{names}"
+
+
+def class_names_of(handle: Any) -> list[str]:
+    """Name per label value of a model's output, from its dataset's card ("class N" otherwise).
+
+    Args:
+        handle: `unet_demo.inference.registry.ModelHandle`.
+
+    Example:
+        >>> class_names_of(handle)  # doctest: +SKIP
+        ['background', 'lesion']
+    """
+    count = max(2, int(handle.num_classes))
+    try:
+        from unet_demo.data.bundled import get_dataset_info
+
+        names = list(get_dataset_info(handle.dataset).class_names) if handle.dataset else []
+    except UNetDemoError:
+        names = []
+    return names if len(names) == count else [f"class {value}" for value in range(count)]
 
 
 @dataclasses.dataclass
@@ -146,19 +233,24 @@ def segment_page() -> None:
     except UNetDemoError as error:
         st.error(str(error))
         return
+    names = class_names_of(handle)
     st.caption(f"Model input {handle.input_shape[0]}x{handle.input_shape[1]}x"
-               f"{handle.input_shape[2]}, {max(2, handle.num_classes)} classes. "
+               f"{handle.input_shape[2]}, output "
+               f"{model_wording(handle.num_classes, names if handle.num_classes > 1 else ())}. "
                "Images of any size are scaled to fit and the mask is mapped back.")
     uploads = st.file_uploader(
         "Images (PNG, JPEG, TIFF, DICOM, NIfTI .nii/.nii.gz)", accept_multiple_files=True, key="segment.uploader",
-        help="Files are checked by their content, not their name. Nothing is stored.",
+        help="Files are checked by their content, not their name. They are kept in this "
+             "browser session only (up to 8 files), never written to disk.",
     )
-    files = [(upload.name, upload.getvalue()) for upload in uploads or []]
+    files = _kept_uploads_ui(uploads or [])
     if not files:
         samples = sample_images(handle.input_shape[-1], handle.dataset)
         if samples:
-            chosen = st.selectbox("...or try a bundled test image", [NO_SAMPLE, *samples],
-                                  key=SAMPLE_KEY)
+            options = [NO_SAMPLE, *samples]
+            chosen = keep(SAMPLE_KEY, st.selectbox(
+                "...or try a bundled test image", options,
+                index=kept_index(SAMPLE_KEY, options), key=SAMPLE_KEY))
             if chosen != NO_SAMPLE:
                 files = [samples[chosen]]
     if not files:
@@ -167,9 +259,12 @@ def segment_page() -> None:
     col_t, col_tta, col_opacity = st.columns(3)
     threshold = 0.5
     if handle.num_classes <= 1:
-        threshold = col_t.slider("Threshold", 0.0, 1.0, 0.5, 0.01, key="segment.threshold")
-    tta = col_tta.toggle("Flip TTA (uncertainty)", key="segment.tta")
-    opacity = col_opacity.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key="segment.opacity")
+        threshold = keep("segment.threshold", col_t.slider(
+            "Threshold", 0.0, 1.0, kept("segment.threshold", 0.5), 0.01, key="segment.threshold"))
+    tta = keep("segment.tta", col_tta.toggle(
+        "Flip TTA (uncertainty)", kept("segment.tta", False), key="segment.tta"))
+    opacity = keep("segment.opacity", col_opacity.slider(
+        "Overlay opacity", 0.0, 1.0, kept("segment.opacity", 0.45), 0.05, key="segment.opacity"))
     with st.expander("Post-processing"):
         ops = postprocess_controls("segment.pp")
     base = SegmentOptions(threshold=threshold, tta=tta, postprocess=tuple(ops))
@@ -184,13 +279,60 @@ def segment_page() -> None:
             st.error(outcome.error)
             summary.append({"file": name, "status": "refused", "detail": outcome.error})
             continue
-        summary.append(_show_outcome(outcome, data, handle, options, opacity, position))
+        summary.append(_show_outcome(outcome, data, handle, options, opacity, position, names))
     if len(files) > 1:
         st.divider()
         st.subheader("Summary")
         ok = sum(row["status"] == "ok" for row in summary)
         st.caption(f"{ok} of {len(files)} file(s) segmented.")
         st.dataframe(summary, width="stretch", hide_index=True)
+
+
+def _remove_upload(digest: str | None) -> None:
+    """on_click of a remove button: drop one kept upload (all of them for None)."""
+    kept_files = st.session_state.get(UPLOADS_KEY, [])
+    removed = {item["digest"] for item in kept_files if digest is None or item["digest"] == digest}
+    st.session_state[UPLOADS_REMOVED_KEY] = set(st.session_state.get(UPLOADS_REMOVED_KEY, ())) | removed
+    st.session_state[UPLOADS_KEY] = [item for item in kept_files if item["digest"] not in removed]
+
+
+def _kept_uploads_ui(uploads: list[Any]) -> list[tuple[str, bytes]]:
+    """Copy new uploader files into the session, list them with remove buttons, return them."""
+    state = st.session_state
+    seen: list[str] = list(state.get(UPLOADS_SEEN_KEY, []))
+    fresh = [upload for upload in uploads if upload.file_id not in seen]
+    removed = set(state.get(UPLOADS_REMOVED_KEY, ()))
+    if fresh:
+        new_files = [(upload.name, upload.getvalue()) for upload in fresh]
+        removed -= {hashlib.sha256(data).hexdigest() for _, data in new_files}  # uploaded again
+        state[UPLOADS_REMOVED_KEY] = removed
+        state[UPLOADS_KEY], dropped = keep_uploads(
+            state.get(UPLOADS_KEY, []), new_files)
+        state[UPLOADS_SEEN_KEY] = (seen + [upload.file_id for upload in fresh])[-64:]
+        if dropped:
+            st.caption(f"Only the last {MAX_KEPT_UPLOADS} files (at most "
+                       f"{MAX_KEPT_BYTES // 2**20} MB) are kept: {', '.join(dropped)} removed.")
+    kept_files = state.get(UPLOADS_KEY, [])
+    # Files still in the uploader are always segmented, even those beyond the kept limits.
+    digests = {item["digest"] for item in kept_files} | removed
+    extra = [(upload.name, upload.getvalue()) for upload in uploads]
+    extra = [(name, data) for name, data in extra
+             if hashlib.sha256(data).hexdigest() not in digests]
+    if not kept_files:
+        return extra
+    with st.container(border=True):
+        head = st.columns([4, 1])
+        head[0].markdown(f"**Your uploads** ({len(kept_files)}) — kept while you visit other "
+                         "pages, for this browser session only")
+        head[1].button("Remove all", key="segment.remove_all", on_click=_remove_upload,
+                       args=(None,), icon=":material/delete_sweep:")
+        for item in kept_files:
+            row = st.columns([4, 1])
+            row[0].markdown(f"{item['name']} · {len(item['data']) / 1024:.0f} KB")
+            row[1].button("Remove", key=f"segment.remove.{item['digest'][:16]}",
+                          on_click=_remove_upload, args=(item["digest"],),
+                          icon=":material/close:", help=f"Forget {item['name']}")
+    return [(item["name"], item["data"]) for item in kept_files] + extra
 
 
 def _probe(data: bytes, name: str) -> dict[str, Any] | None:
@@ -240,7 +382,8 @@ def _file_options(name: str, data: bytes, base: SegmentOptions, position: int) -
 
 
 def _show_outcome(outcome: UploadOutcome, data: bytes, handle, options: SegmentOptions,
-                  opacity: float, position: int) -> dict[str, Any]:
+                  opacity: float, position: int, names: list[str] | None = None
+                  ) -> dict[str, Any]:
     from unet_demo.inference.encoders import mask_png_bytes, rgb_png_bytes
     from unet_demo.plots.images import overlay_rgb, to_display_rgb
 
@@ -259,21 +402,25 @@ def _show_outcome(outcome: UploadOutcome, data: bytes, handle, options: SegmentO
                   width="stretch", clamp=True)
     if result.uncertainty is not None:
         from unet_demo.plots.evaluation import uncertainty_figure
+        from unet_demo.ui.evaluate_ui import PLOTLY_CONFIG, UNCERTAINTY_CAPTION
 
+        # theme=None: Streamlit's chart theme would swap in its own colour scale.
         st.plotly_chart(uncertainty_figure(result.uncertainty), width="stretch",
-                        key=f"segment.unc.{position}")
-        st.caption("Flip-TTA variance: bright where the mirrored predictions disagree.")
+                        key=f"segment.unc.{position}", theme=None, config=PLOTLY_CONFIG)
+        st.caption(UNCERTAINTY_CAPTION)
     row: dict[str, Any] = {"file": outcome.name, "status": "ok",
                            "size": f"{loaded.pixels.shape[1]}x{loaded.pixels.shape[0]}"}
     metric_cols = st.columns(max(1, len(result.area_pixels)) + 1)
+    names = names or class_names_of(handle)
     for col, (label, pixels) in zip(metric_cols, result.area_pixels.items(), strict=False):
+        name = names[label] if label < len(names) else f"class {label}"
         area = f"{pixels} px"
         if result.area_mm2:
             area += f" = {result.area_mm2[label]:.1f} mm²"
-        col.metric(f"area of class {label}", area)
-        row[f"class {label} px"] = pixels
+        col.metric(f"area of {name}", area)
+        row[f"{name} px"] = pixels
         if result.area_mm2:
-            row[f"class {label} mm²"] = round(result.area_mm2[label], 2)
+            row[f"{name} mm²"] = round(result.area_mm2[label], 2)
     if not result.area_mm2:
         metric_cols[-1].caption("Pixel size unknown (PNG/JPEG/TIFF): areas in pixels only.")
     row["warnings"] = len(result.warnings)
@@ -287,12 +434,13 @@ def _show_outcome(outcome: UploadOutcome, data: bytes, handle, options: SegmentO
                                key=f"segment.dl_overlay.{position}", on_click="ignore")
     if loaded.kind == "nifti":
         with buttons[2]:
-            _nifti_volume_section(data, outcome.name, handle, options, position, row)
+            _nifti_volume_section(data, outcome.name, handle, options, position, row, names)
     return row
 
 
 def _nifti_volume_section(data: bytes, name: str, handle, options: SegmentOptions,
-                          position: int, row: dict[str, Any]) -> None:
+                          position: int, row: dict[str, Any],
+                          names: list[str] | None = None) -> None:
     """Button to segment every slice; then volume in mm³ and a NIfTI mask download."""
     from unet_demo.inference.shared import inference_cache_key
 
@@ -312,9 +460,11 @@ def _nifti_volume_section(data: bytes, name: str, handle, options: SegmentOption
         return
     nifti_bytes, mm3 = outcome
     if mm3:
-        text = ", ".join(f"class {c}: {v / 1000:.1f} cm³" for c, v in mm3.items())
+        names = names or class_names_of(handle)
+        label = {c: names[c] if c < len(names) else f"class {c}" for c in mm3}
+        text = ", ".join(f"{label[c]}: {v / 1000:.1f} cm³" for c, v in mm3.items())
         st.caption(f"Volume: {text}")
-        row.update({f"class {c} mm³": round(v, 1) for c, v in mm3.items()})
+        row.update({f"{label[c]} mm³": round(v, 1) for c, v in mm3.items()})
     st.download_button("Mask (NIfTI)", nifti_bytes, file_name=f"{mask_file_stem(name)}_mask.nii.gz",
                        mime="application/gzip", key=f"segment.dl_nifti.{position}",
                        on_click="ignore")
