@@ -74,7 +74,7 @@ def test_evaluate_page_shows_metrics_and_gallery(app_server, page):
     wait_for_app(page, timeout_ms=180_000)
     assert page.locator("[data-testid='stException']").count() == 0
     assert page.locator("[data-testid='stAlertContentError']").count() == 0
-    page.get_by_text("mean Dice").first.wait_for(timeout=60_000)
+    page.get_by_text("mean test Dice").first.wait_for(timeout=60_000)
     page.get_by_role("tab", name="Gallery").click()
     page.get_by_text("TP / FP / FN").first.wait_for(timeout=60_000)
     page.get_by_text("TP / FP / FN").first.scroll_into_view_if_needed()

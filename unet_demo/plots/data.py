@@ -45,9 +45,11 @@ def class_balance_figure(balance: Mapping[str, Sequence[float]], class_names: Se
             hovertemplate=f"{name}: %{{x:.2f}}% of pixels<extra>%{{y}}</extra>",
         ))
     figure.update_layout(
-        barmode="stack", height=90 + 45 * len(splits), margin=dict(l=10, r=10, t=30, b=30),
+        barmode="stack", height=130 + 45 * len(splits), margin=dict(l=10, r=10, t=10, b=70),
         xaxis=dict(title="% of pixels", range=[0, 100]),
-        yaxis=dict(autorange="reversed"), legend=dict(orientation="h", y=1.15),
+        yaxis=dict(autorange="reversed"),
+        # below the plot: a legend on top sits under the chart toolbars
+        legend=dict(orientation="h", x=0, y=-0.45, yanchor="top"),
     )
     return figure
 
@@ -96,9 +98,10 @@ def intensity_histogram_figure(images: np.ndarray, masks: np.ndarray,
             hovertemplate=f"{name}<br>intensity %{{x:.2f}}<br>share %{{y:.3f}}<extra></extra>",
         ))
     figure.update_layout(
-        height=300, margin=dict(l=10, r=10, t=30, b=40),
+        height=340, margin=dict(l=10, r=10, t=10, b=90),
         xaxis=dict(title="intensity (0 = black, 1 = white)", range=[0, 1]),
-        yaxis=dict(title="share of the class's pixels"), legend=dict(orientation="h", y=1.15),
+        yaxis=dict(title="share of the class's pixels"),
+        legend=dict(orientation="h", x=0, y=-0.25, yanchor="top"),
     )
     return figure
 

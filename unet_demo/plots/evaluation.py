@@ -119,9 +119,13 @@ def confusion_figure(normalised: np.ndarray, counts: np.ndarray, class_names: li
     return figure
 
 
-UNCERTAINTY_COLOURS = [[0.0, "#000004"], [0.25, "#51127c"], [0.5, "#b73779"],
+UNCERTAINTY_COLOURS = [[0.0, "#000000"], [0.25, "#51127c"], [0.5, "#b73779"],
                        [0.75, "#fc8961"], [1.0, "#fcfdbf"]]
-"""Magma, written out: black at zero variance (sure), pale yellow at the most (unsure)."""
+"""Magma, written out: black at zero variance (sure), pale yellow at the most (unsure).
+
+Magma's own first colour, #000004, must not be used: Streamlit's browser code reads #000001 to
+#0000xx in any plotly figure as placeholders for its theme's category colours and paints them
+light purple, which drew zero variance bright (the inverted map of the classroom issue)."""
 
 
 def uncertainty_figure(variance: np.ndarray):
@@ -130,7 +134,7 @@ def uncertainty_figure(variance: np.ndarray):
     Zero variance (all flips agree) is black and the largest variance pale yellow, as the
     colour bar says. The colour scale runs from 0 to at least 0.25 (the largest variance of a
     probability), so two images' maps can be compared by eye. The scale is written out rather
-    than named, and pages draw the figure with ``theme=None``, so no theme can swap it.
+    than named (see `UNCERTAINTY_COLOURS` for why not Magma's own black).
 
     Args:
         variance: (H, W) per-pixel variance.
@@ -138,7 +142,7 @@ def uncertainty_figure(variance: np.ndarray):
     Example:
         >>> figure = uncertainty_figure(np.zeros((4, 4)))
         >>> figure.data[0].zmax, figure.data[0].colorscale[0][1], figure.data[0].colorscale[-1][1]
-        (0.25, '#000004', '#fcfdbf')
+        (0.25, '#000000', '#fcfdbf')
     """
     import plotly.graph_objects as go
 

@@ -305,7 +305,7 @@ def _render_results(data: dict[str, Any], handle, info, split: str = "test") -> 
             cols[0].image(_display(data["images"][index]), caption="image", width="stretch",
                           clamp=True)
             with cols[1]:
-                # theme=None: Streamlit's chart theme would swap in its own colour scale.
+                # theme=None: the figure's own white background, so black reads as "no variance".
                 st.plotly_chart(uncertainty_figure(data["variance"][index]), width="stretch",
                                 theme=None, config=PLOTLY_CONFIG)
             st.caption(UNCERTAINTY_CAPTION)

@@ -404,7 +404,7 @@ def _show_outcome(outcome: UploadOutcome, data: bytes, handle, options: SegmentO
         from unet_demo.plots.evaluation import uncertainty_figure
         from unet_demo.ui.evaluate_ui import PLOTLY_CONFIG, UNCERTAINTY_CAPTION
 
-        # theme=None: Streamlit's chart theme would swap in its own colour scale.
+        # theme=None: the figure's own white background, so black reads as "no variance".
         st.plotly_chart(uncertainty_figure(result.uncertainty), width="stretch",
                         key=f"segment.unc.{position}", theme=None, config=PLOTLY_CONFIG)
         st.caption(UNCERTAINTY_CAPTION)
