@@ -48,11 +48,14 @@ def _scroll_to(tab, locator) -> None:
     tab.wait_for_timeout(600)
 
 
-def _lesion_png(size: int = 128) -> bytes:
-    rows, cols = np.mgrid[:size, :size]
-    image = np.full((size, size), 60, np.uint8)
-    image[(rows - size // 2) ** 2 + (cols - size // 3) ** 2 < (size // 6) ** 2] = 200
-    return png_bytes(image)
+def _test_image_png() -> bytes:
+    """A test image of the first bundled model's dataset, as a user would upload it."""
+    from unet_demo.data.bundled import load_split
+    from unet_demo.training.rundir import list_model_choices
+
+    dataset = list_model_choices("bundled")[0][1].split(":", 1)[1]
+    image = load_split(dataset, "test").images[0][..., 0]
+    return png_bytes((np.clip(image, 0, 1) * 255).astype(np.uint8))
 
 
 def test_data_and_augment_at_projector_size(app_server, projector):
@@ -96,18 +99,18 @@ def test_evaluate_gallery_and_uncertainty_colours(app_server, projector):
 
 
 def test_segment_uploads_survive_a_trip_to_another_page(app_server, projector, tmp_path):
-    upload = tmp_path / "lesion.png"
-    upload.write_bytes(_lesion_png())
+    upload = tmp_path / "my_scan.png"
+    upload.write_bytes(_test_image_png())
     projector.goto(app_server + "/Segment")
     wait_for_app(projector, timeout_ms=180_000)
     projector.locator("input[type='file']").first.set_input_files(str(upload))
-    projector.locator("img[alt='overlay of lesion.png']").wait_for(timeout=120_000)
+    projector.locator("img[alt='overlay of my_scan.png']").wait_for(timeout=120_000)
     wait_for_app(projector, timeout_ms=120_000)
     projector.get_by_role("link", name="Learn").first.click()
     wait_for_app(projector)
     projector.get_by_role("link", name="Segment").first.click()
     wait_for_app(projector, timeout_ms=180_000)
     projector.get_by_text("Your uploads").first.wait_for(timeout=60_000)
-    projector.locator("img[alt='overlay of lesion.png']").wait_for(timeout=120_000)
+    projector.locator("img[alt='overlay of my_scan.png']").wait_for(timeout=120_000)
     _scroll_to(projector, projector.get_by_text("Your uploads").first)
     _shot(projector, "segment_upload")

@@ -217,17 +217,19 @@ def gallery_ui(cfg: AugmentConfig) -> None:
     # dataset opens on a representative image, not on the last dataset's position.
     stored = kept(index_key, {})
     first = stored.get(dataset) if isinstance(stored, dict) else None
-    if first is None or not 0 <= int(first) < count:
+    if first is None or not 0 <= int(first) < count:  # 0-based
         from unet_demo.data.representative import representative_index
 
         first = representative_index(load_split(dataset, "train").masks)
     if st.session_state.get(index_key + ".dataset") != dataset:
         st.session_state.pop(index_key, None)  # a new dataset: start from its own image
     st.session_state[index_key + ".dataset"] = dataset
-    index = top[0].slider("Training image", 0, count - 1, int(first), key=index_key,
-                          help=f"The {info.title} image every tile starts from (change the "
-                               "dataset on the Data page).")
-    keep(index_key, {**(stored if isinstance(stored, dict) else {}), dataset: int(index)})
+    # Numbered from 1, as on the Data page (the same image has the same number on both).
+    number = top[0].slider("Training image", 1, count, int(first) + 1, key=index_key,
+                           help=f"The {info.title} image every tile starts from, numbered as "
+                                "on the Data page (change the dataset there).")
+    index = int(number) - 1
+    keep(index_key, {**(stored if isinstance(stored, dict) else {}), dataset: index})
     top[1].number_input("Seed", 0, 2**31 - 1, key=_widget_key("seed"), step=1,
                         help="Same seed, same gallery: augmentation is random but reproducible.")
     top[2].button("Re-roll", icon=":material/casino:", on_click=_reroll, width="stretch",

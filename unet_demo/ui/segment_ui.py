@@ -328,7 +328,9 @@ def _kept_uploads_ui(uploads: list[Any]) -> list[tuple[str, bytes]]:
                        args=(None,), icon=":material/delete_sweep:")
         for item in kept_files:
             row = st.columns([4, 1])
-            row[0].markdown(f"{item['name']} · {len(item['data']) / 1024:.0f} KB")
+            size = len(item["data"])
+            row[0].markdown(f"{item['name']} · " + (f"{size / 1024:.0f} KB" if size >= 10240
+                                                    else f"{size / 1024:.1f} KB"))
             row[1].button("Remove", key=f"segment.remove.{item['digest'][:16]}",
                           on_click=_remove_upload, args=(item["digest"],),
                           icon=":material/close:", help=f"Forget {item['name']}")
