@@ -111,7 +111,7 @@ def test_invalid_size_diagram_draws_the_real_shapes_and_the_failing_concatenatio
     assert "12 -> 24" in warning and "25" in warning and "concatenation fails" in warning
     spec = json.loads(app.get("plotly_chart")[0].proto.spec)
     texts = " ".join(a.get("text", "") for a in spec["layout"]["annotations"])
-    assert "up-sampled 24×16 ≠ skip 25×16" in texts and "concatenation fails" in texts
+    assert "up-sampled 24×16<br>≠ skip 25×16" in texts and "concatenation<br>fails" in texts
     red = [s for s in spec["layout"]["shapes"] if s.get("name") == "mismatch"]
     assert len(red) == 1 and red[0]["line"]["color"] == "#d00000"
 

@@ -168,7 +168,7 @@ def test_level_shapes_floor_down_and_double_up_for_an_uneven_size():
 def test_invalid_size_diagram_shows_24_against_25_in_red():
     figure = unet_diagram(UNetConfig(input_height=100, input_width=96, depth=3))
     texts = " ".join(a.text or "" for a in figure.layout.annotations)
-    assert "up-sampled 24×24 ≠ skip 25×24" in texts and "concatenation fails" in texts
+    assert "up-sampled 24×24<br>≠ skip 25×24" in texts and "concatenation<br>fails" in texts
     decoder_labels = [a.text for a in figure.layout.annotations if a.name in ("mismatch", "not built")]
     assert len(decoder_labels) == 3  # level 2 fails, levels 1 and 0 are never built
     red = [s for s in figure.layout.shapes if s.name == "mismatch"]

@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -194,9 +195,14 @@ def unet_diagram(cfg: UNetConfig, levels: Sequence[Mapping[str, Any]] | None = N
         figure.add_shape(type="rect", x0=x - width / 2, x1=x + width / 2, y0=y - height / 2,
                          y1=y + height / 2, fillcolor=colour, opacity=0.85, name=name,
                          line=dict(color=outline, width=4 if name == "mismatch" else 1))
-        figure.add_annotation(x=x, y=y - height / 2 - 0.05, text=label, showarrow=False,
-                              yanchor="top", font=dict(size=FONT_SIZE, color=label_colour),
-                              name=name)
+        if name == "mismatch":  # beside the block: below it sits the encoder's label
+            figure.add_annotation(x=x + width / 2 + 0.08, y=y, text=label, showarrow=False,
+                                  xanchor="left", align="left", name=name,
+                                  font=dict(size=FONT_SIZE, color=label_colour))
+        else:
+            figure.add_annotation(x=x, y=y - height / 2 - 0.05, text=label, showarrow=False,
+                                  yanchor="top", font=dict(size=FONT_SIZE, color=label_colour),
+                                  name=name)
         figure.add_trace(go.Scatter(x=[x], y=[y], mode="markers", marker=dict(size=30, opacity=0),
                                     hovertemplate=hover + "<extra></extra>", showlegend=False))
 
@@ -229,7 +235,7 @@ def unet_diagram(cfg: UNetConfig, levels: Sequence[Mapping[str, Any]] | None = N
                 up = _shape_label(level, None, "up_").rsplit("×", 1)[0]
                 skip = shape.rsplit("×", 1)[0]
                 add_block(decoder_x[i], ys[i], level, "#f4b6b6",
-                          f"<b>up-sampled {up} ≠ skip {skip}</b><br><b>concatenation fails</b>",
+                          f"<b>up-sampled {up}<br>≠ skip {skip}:<br>concatenation<br>fails</b>",
                           f"decoder {i}: the up-sampled map is {up}, the skip map {skip};"
                           "<br>they cannot be concatenated, so Keras refuses to build the model",
                           outline=MISMATCH_COLOUR, label_colour=MISMATCH_COLOUR, name="mismatch")
@@ -288,12 +294,13 @@ def unet_diagram(cfg: UNetConfig, levels: Sequence[Mapping[str, Any]] | None = N
                 figure.add_annotation(x=x + width / 2, y=ys[i] + height / 2, text="<b>+</b>",
                                       showarrow=False, font=dict(size=FONT_SIZE, color="#fff"),
                                       bgcolor="#cc79a7", borderpad=1)
-    head = "1×1 conv, sigmoid" if cfg.num_classes == 1 else f"1×1 conv, softmax ({cfg.num_classes})"
+    head = ("1×1 conv<br>sigmoid" if cfg.num_classes == 1
+            else f"1×1 conv<br>softmax ({cfg.num_classes})")
     out_x = decoder_x[0] + step_x * 0.9
     arrow(decoder_x[0] + block_size(levels[0])[0] / 2, ys[0], out_x - 0.25, ys[0], "#222")
     out_text = f"output<br>{head}"
     if cfg.variant == "unetpp" and cfg.deep_supervision:
-        out_text += "<br>(average of all top nodes)"
+        out_text += "<br>(average of<br>all top nodes)"
     figure.add_annotation(x=out_x, y=ys[0], text=out_text, showarrow=False, bgcolor="#eeeeee",
                           bordercolor="#222", font=dict(size=FONT_SIZE, color=TEXT_COLOUR))
     in_x = encoder_x[0] - step_x * 0.9
@@ -309,12 +316,14 @@ def unet_diagram(cfg: UNetConfig, levels: Sequence[Mapping[str, Any]] | None = N
     note = _VARIANT_NOTES[cfg.variant]
     if cfg.variant == "pretrained":
         note += f" ({cfg.backbone}{', frozen' if cfg.freeze_encoder else ''})"
+    # plotly titles do not wrap; the Build page's diagram column is about 500 px wide
+    note = "<br>".join(textwrap.wrap(note, 60))
     figure.update_layout(
         title=dict(text=note, font=dict(size=FONT_SIZE + 2, color=TEXT_COLOUR), x=0.01),
         font=dict(size=FONT_SIZE, color=TEXT_COLOUR),
-        height=190 + 120 * (depth + 1),
-        margin=dict(l=5, r=5, t=40, b=5),
-        xaxis=dict(visible=False, range=[in_x - 0.6, out_x + 0.8]),
+        height=210 + 120 * (depth + 1),
+        margin=dict(l=5, r=5, t=60, b=5),
+        xaxis=dict(visible=False, range=[in_x - 0.9, out_x + 0.9]),
         yaxis=dict(visible=False, range=[ys[-1] - 0.9, 0.75], scaleanchor=None),
         plot_bgcolor="white",
         legend=dict(orientation="h", y=-0.02, x=0.0, font=dict(size=FONT_SIZE, color=TEXT_COLOUR)),
