@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from unet_demo.config import UNetConfig
+from unet_demo.inference.labels import labels_from_probabilities
 from unet_demo.plots.images import snapshot_overlay
 from unet_demo.plots.training import training_curves_figure
 from unet_demo.training.events import (
@@ -87,7 +88,8 @@ def test_curves_have_one_point_per_epoch_and_overlay_marks_prediction():
     truth[2:6, 2:6] = 1
     prediction = np.zeros((8, 8, 1), np.float32)
     prediction[0, 0] = 0.9
-    rgb = snapshot_overlay(image, truth, prediction)
+    labels = labels_from_probabilities(prediction[None], 1)[0]
+    rgb = snapshot_overlay(image, truth, labels)
     assert tuple(rgb[0, 0]) != (0, 0, 0) and tuple(rgb[7, 7]) == (0, 0, 0)
     assert tuple(rgb[2, 2]) == (51, 153, 255)  # outline of the truth
 

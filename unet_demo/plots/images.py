@@ -303,32 +303,14 @@ def error_legend() -> list[tuple[str, str]]:
     return [(name, "#{:02x}{:02x}{:02x}".format(*rgb)) for name, rgb in ERROR_COLOURS.items()]
 
 
-def label_map(probabilities: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Integer labels from a prediction: threshold a sigmoid map, argmax a softmax map.
-
-    Args:
-        probabilities: HxW or HxWx1 (binary) or HxWxK (K classes) probabilities.
-        threshold: binary cut-off.
-
-    Example:
-        >>> label_map(np.array([[0.2, 0.7]])).tolist()
-        [[0, 1]]
-    """
-    array = np.asarray(probabilities)
-    if array.ndim == 3 and array.shape[-1] > 1:
-        return np.argmax(array, axis=-1).astype(np.uint8)
-    if array.ndim == 3:
-        array = array[..., 0]
-    return (array >= threshold).astype(np.uint8)
-
-
 def snapshot_overlay(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
     """An RGB uint8 picture: the image, prediction tinted orange, ground-truth outline in blue.
 
     Args:
         image: HxW or HxWxC image.
         truth: HxW integer labels (0 = background).
-        prediction: HxW integer labels or HxW(xK) probabilities (see `label_map`).
+        prediction: HxW integer labels (turn probabilities into labels first with
+            `unet_demo.inference.labels.labels_from_probabilities`).
 
     Example:
         >>> rgb = snapshot_overlay(np.zeros((4, 4)), np.ones((4, 4), np.uint8), np.zeros((4, 4)))
@@ -336,9 +318,7 @@ def snapshot_overlay(image: np.ndarray, truth: np.ndarray, prediction: np.ndarra
         ((4, 4, 3), dtype('uint8'))
     """
     rgb = to_display_rgb(image).astype(np.float32) / 255.0
-    predicted = label_map(prediction) if np.asarray(prediction).dtype.kind == "f" else \
-        np.asarray(prediction)
-    predicted = predicted > 0
+    predicted = np.asarray(prediction) > 0
     truth_fg = np.asarray(truth) > 0
     tint = np.array([0.9, 0.45, 0.0], np.float32)
     rgb = np.where(predicted[..., None], 0.55 * rgb + 0.45 * tint, rgb)
