@@ -62,3 +62,17 @@ def as_batch(array: np.ndarray) -> np.ndarray:
     """
     array = np.asarray(array)
     return array[None] if array.ndim == 2 else array
+
+
+def foreground_probability(probabilities: np.ndarray) -> np.ndarray:
+    """Probability of "any foreground": the sigmoid channel, or 1 - background for softmax.
+
+    Args:
+        probabilities: (..., 1) sigmoid or (..., K) softmax outputs.
+
+    Example:
+        >>> foreground_probability(np.array([[0.7, 0.2, 0.1]])).round(2).tolist()
+        [0.3]
+    """
+    probs = np.asarray(probabilities)
+    return probs[..., 0] if probs.shape[-1] == 1 else 1.0 - probs[..., 0]

@@ -24,7 +24,11 @@ import numpy as np
 from unet_demo.data.preprocess import normalize, prepare_image, unpad_resize
 from unet_demo.data.readers import read_image_bytes, slice_volume
 from unet_demo.errors import UNetDemoError
-from unet_demo.inference.labels import foreground_classes, labels_from_probabilities
+from unet_demo.inference.labels import (
+    foreground_classes,
+    foreground_probability,
+    labels_from_probabilities,
+)
 from unet_demo.inference.ood import ood_check
 from unet_demo.inference.postprocess import postprocess
 from unet_demo.inference.tta import flip_tta
@@ -58,9 +62,7 @@ class SegmentResult:
 
     def foreground_probability(self) -> np.ndarray:
         """(H, W) probability of "any foreground" (1 - background for softmax models)."""
-        if self.probabilities.shape[-1] == 1:
-            return self.probabilities[..., 0]
-        return 1.0 - self.probabilities[..., 0]
+        return foreground_probability(self.probabilities)
 
 
 def segment_array(

@@ -47,6 +47,7 @@ import numpy as np
 from unet_demo.config import UNetConfig
 from unet_demo.data import sources
 from unet_demo.errors import UNetDemoError
+from unet_demo.inference.labels import foreground_probability, labels_from_probabilities
 from unet_demo.training import events as ev
 from unet_demo.training import rundir
 from unet_demo.training.spec import RunSpec
@@ -564,12 +565,8 @@ class _Trainer:
             return ""
         images = self.data.val_images[self.snapshot_index]
         probs = np.asarray(self.model(images, training=False), dtype=np.float32)
-        if probs.shape[-1] == 1:
-            labels = (probs[..., 0] >= 0.5).astype(np.uint8)
-            foreground = probs[..., 0]
-        else:
-            labels = probs.argmax(-1).astype(np.uint8)
-            foreground = 1.0 - probs[..., 0]
+        labels = labels_from_probabilities(probs, probs.shape[-1])
+        foreground = foreground_probability(probs)
         folder = self.run_dir / rundir.SNAPSHOT_DIR
         folder.mkdir(parents=True, exist_ok=True)
         relative = f"{rundir.SNAPSHOT_DIR}/epoch_{epoch:04d}.npz"
