@@ -24,3 +24,58 @@ def max_concurrent_jobs() -> int:
     if value:
         return max(1, int(value))
     return max(1, (os.cpu_count() or 2) // 2)
+
+
+def _positive_int(name: str, default: int) -> int:
+    """An integer setting >= 1 from the environment, or a UNetDemoError naming the variable."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        from unet_demo.errors import UNetDemoError
+
+        raise UNetDemoError(f"{name}={value!r} is not valid. Expected a whole number >= 1, e.g. "
+                            f"{name}={default}; unset it for the default ({default}).")
+    return number
+
+
+def max_runs_per_user() -> int:
+    """Running plus queued runs one browser session may have (``UNET_DEMO_MAX_RUNS_PER_USER``, 1)."""
+    return _positive_int("UNET_DEMO_MAX_RUNS_PER_USER", 1)
+
+
+def max_queue_length() -> int:
+    """How many runs may wait in the training queue (``UNET_DEMO_MAX_QUEUE``, default 60)."""
+    return _positive_int("UNET_DEMO_MAX_QUEUE", 60)
+
+
+def admin_token() -> str:
+    """The operator token that may stop or cancel anyone's run (``UNET_DEMO_ADMIN_TOKEN``; "" = none)."""
+    return os.environ.get("UNET_DEMO_ADMIN_TOKEN", "").strip()
+
+
+def ray_address() -> str:
+    """Ray cluster to train on (``UNET_DEMO_RAY_ADDRESS``, e.g. ``10.0.0.5:6379``; "" = local)."""
+    return os.environ.get("UNET_DEMO_RAY_ADDRESS", "").strip()
+
+
+def runs_max_gb() -> float:
+    """Disk budget of the runs folder in GB (``UNET_DEMO_RUNS_MAX_GB``; 0 = no limit, the default)."""
+    value = os.environ.get("UNET_DEMO_RUNS_MAX_GB", "").strip()
+    try:
+        return max(0.0, float(value)) if value else 0.0
+    except ValueError:
+        from unet_demo.errors import UNetDemoError
+
+        raise UNetDemoError(f"UNET_DEMO_RUNS_MAX_GB={value!r} is not a number. Expected GB, e.g. "
+                            "UNET_DEMO_RUNS_MAX_GB=5; unset it for no limit.") from None
+
+
+def class_file() -> Path | None:
+    """The teacher's class settings YAML (``UNET_DEMO_CLASS_FILE``), or None when unset."""
+    value = os.environ.get("UNET_DEMO_CLASS_FILE", "").strip()
+    return Path(value) if value else None
