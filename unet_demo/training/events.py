@@ -119,12 +119,22 @@ class Stopped:
     time: float = dataclasses.field(default_factory=_now)
 
 
-Event = Started | BatchEnd | EpochEnd | ValidationSnapshot | Finished | Failed | Stopped
+@dataclasses.dataclass(frozen=True)
+class Cancelled:
+    """A queued run was taken out of the queue before it started; ``by`` says who did it."""
+
+    by: str = "owner"
+    time: float = dataclasses.field(default_factory=_now)
+
+
+Event = (Started | BatchEnd | EpochEnd | ValidationSnapshot | Finished | Failed | Stopped
+         | Cancelled)
 EVENT_TYPES: dict[str, type] = {
     cls.__name__: cls
-    for cls in (Started, BatchEnd, EpochEnd, ValidationSnapshot, Finished, Failed, Stopped)
+    for cls in (Started, BatchEnd, EpochEnd, ValidationSnapshot, Finished, Failed, Stopped,
+                Cancelled)
 }
-TERMINAL_TYPES = (Finished, Failed, Stopped)
+TERMINAL_TYPES = (Finished, Failed, Stopped, Cancelled)
 
 
 def _clean(value: Any) -> Any:

@@ -28,6 +28,7 @@ from unet_demo.errors import UNetDemoError
 from unet_demo.training.events import (
     TERMINAL_TYPES,
     BatchEnd,
+    Cancelled,
     EpochEnd,
     Event,
     Failed,
@@ -99,7 +100,7 @@ class LiveRun:
                                      **event.metrics})
             elif isinstance(event, ValidationSnapshot):
                 self.snapshots[event.epoch] = event.path
-            elif isinstance(event, Finished | Failed | Stopped):
+            elif isinstance(event, TERMINAL_TYPES):
                 self.terminal = event
 
     def update(self, run_dir: str | Path) -> list[Event]:
@@ -126,13 +127,15 @@ class LiveRun:
 
     @property
     def status(self) -> str:
-        """"waiting", "running", "finished", "stopped" or "failed" from the events alone."""
+        """"waiting", "running", "finished", "stopped", "failed" or "cancelled" (events alone)."""
         if isinstance(self.terminal, Finished):
             return "finished"
         if isinstance(self.terminal, Stopped):
             return "stopped"
         if isinstance(self.terminal, Failed):
             return "failed"
+        if isinstance(self.terminal, Cancelled):
+            return "cancelled"
         return "running" if self.started else "waiting"
 
 
@@ -500,6 +503,9 @@ def end_message(live: LiveRun, status: str | None = None) -> tuple[str, str] | N
                            f"{terminal.batch}. Completed epochs are kept in the run folder.")
     if isinstance(terminal, Failed):
         return "error", f"Training failed: {terminal.message}"
+    if isinstance(terminal, Cancelled):
+        who = "by the operator" if terminal.by == "operator" else "by its owner"
+        return "info", f"Cancelled {who} while it waited in the queue; nothing was trained."
     if status == "interrupted":
         return "warning", ("The worker ended without a final event (server restart or "
                            "crash). The run can be resumed from its last complete epoch with "

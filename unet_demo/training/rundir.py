@@ -13,7 +13,10 @@ Layout of ``<runs_dir>/<run_id>/`` (all written by `unet_demo.training.runner`):
     model.keras       the final model (no optimizer; safe_mode loadable)
     metrics.json      best epoch, validation and test metrics
     model_card.md     short human-readable summary
-    worker.json       pid of the worker process (job manager runs only)
+    worker.json       backend ("local" process or "ray" actor), pid / actor name, node
+    job.json          who owns the run (a hash of the browser session's secret), preset, when
+                      it was queued and its estimated duration (job manager runs only)
+    QUEUED            present while the run waits in the training queue
     STOP              present when a stop was requested
 
 Every file is replaced atomically (written to a temporary name, then ``os.replace``), so a
@@ -55,6 +58,8 @@ METRICS_FILE = "metrics.json"
 MODEL_CARD_FILE = "model_card.md"
 WORKER_FILE = "worker.json"
 LABEL_FILE = "label.txt"
+JOB_FILE = "job.json"
+QUEUED_FILE = "QUEUED"
 STOP_FILE = "STOP"
 CHECKPOINT_DIR = "checkpoints"
 SNAPSHOT_DIR = "snapshots"
@@ -69,8 +74,8 @@ class RunInfo:
     Attributes:
         run_id: folder name.
         path: the run directory.
-        status: "running", "finished", "stopped", "failed" or "interrupted" (the worker died
-            without a final event; resume it).
+        status: "queued", "running", "finished", "stopped", "failed", "cancelled" or
+            "interrupted" (the worker died without a final event; resume it).
         spec: the config.json contents (a RunSpec dict).
         created: creation time (seconds since the epoch).
         metrics: metrics.json contents ({} until the run finishes).
@@ -203,6 +208,25 @@ def worker_pid(run_dir: str | Path) -> int | None:
     return int(pid) if isinstance(pid, int) else None
 
 
+def worker_alive(run_dir: str | Path) -> bool:
+    """Whether the run's worker (local process or Ray actor, from worker.json) is alive.
+
+    Args:
+        run_dir: the run directory.
+
+    Example:
+        >>> worker_alive("/nonexistent")
+        False
+    """
+    info = read_json(Path(run_dir) / WORKER_FILE)
+    if info.get("backend") == "ray":
+        from unet_demo.training.ray_backend import ray_worker_alive
+
+        return ray_worker_alive(Path(run_dir), info)
+    pid = info.get("pid")
+    return pid_alive(int(pid) if isinstance(pid, int) else None, run_dir)
+
+
 def pid_alive(pid: int | None, run_dir: str | Path | None = None) -> bool:
     """True when process ``pid`` exists and (on Linux) is the worker of ``run_dir``.
 
@@ -240,8 +264,12 @@ def _status(run_dir: Path) -> tuple[str, str]:
         return "stopped", ""
     if isinstance(last, ev.Failed):
         return "failed", last.message
-    if pid_alive(worker_pid(run_dir), run_dir):
+    if isinstance(last, ev.Cancelled):
+        return "cancelled", ""
+    if (run_dir / WORKER_FILE).is_file() and worker_alive(run_dir):
         return "running", ""
+    if (run_dir / QUEUED_FILE).is_file():
+        return "queued", ""
     return "interrupted", ""
 
 

@@ -380,6 +380,10 @@ class _Trainer:
             "platform": platform.platform(),
             "cpu_count": os.cpu_count(),
             "argv": sys.argv,
+            # Where it ran: set by the job manager's launcher (local process or Ray actor).
+            "backend": os.environ.get("UNET_DEMO_WORKER_BACKEND", "in-process"),
+            "node": platform.node(),
+            "ray_node_id": os.environ.get("UNET_DEMO_RAY_NODE_ID", ""),
         }
         rundir.atomic_write_json(self.run_dir / rundir.ENVIRONMENT_FILE, self.environment)
 

@@ -47,7 +47,27 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - recorded as a Failed event by run_training
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
+    finally:
+        start_next_queued_run(run_dir)
     return 0
+
+
+def start_next_queued_run(run_dir: Path) -> None:
+    """Hand this worker's slot to the next queued run (local backend; Ray's app dispatches).
+
+    Args:
+        run_dir: the run that is ending (not counted as busy).
+    """
+    import os
+
+    if os.environ.get("UNET_DEMO_WORKER_BACKEND", "local") != "local":
+        return
+    from unet_demo.training.jobs import JobManager
+
+    try:
+        JobManager(root=run_dir.parent).dispatch(exclude=run_dir.name)
+    except Exception as error:  # noqa: BLE001 - the app's dispatcher retries in 2 s
+        print(f"warning: could not start the next queued run: {error}", file=sys.stderr)
 
 
 if __name__ == "__main__":
