@@ -49,7 +49,7 @@ from unet_demo.data import sources
 from unet_demo.errors import UNetDemoError
 from unet_demo.inference.labels import foreground_probability, labels_from_probabilities
 from unet_demo.training import events as ev
-from unet_demo.training import rundir
+from unet_demo.training import housekeeping, rundir
 from unet_demo.training.spec import RunSpec
 
 SNAPSHOT_IMAGES = 4
@@ -598,6 +598,7 @@ class _Trainer:
         rundir.atomic_write_text(self.run_dir / rundir.MODEL_CARD_FILE,
                                  model_card_text(self.spec, metrics, self.environment))
         self.emit_finished(metrics)
+        housekeeping.after_finished(self.run_dir)  # drop resume-only checkpoints; the budget
         return self.run_dir
 
     def finish_stopped(self) -> Path:
