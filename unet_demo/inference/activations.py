@@ -206,23 +206,21 @@ def _remember(key: tuple, make):
 
 
 def _compiled(model, outputs_of: tuple[str, ...] | None = None):
-    """(function, lock): ``batch -> list of arrays``, one graph trace per model and layer set.
+    """(function, lock): ``batch -> list of arrays``, one Keras model per model and layer set.
 
     The model is kept in the cache entry, so its id stays valid while the entry lives.
     """
 
     def make():
         import keras
-        import tensorflow as tf
 
         if outputs_of is None:
             probe = model
         else:
-            probe = keras.Model(model.inputs, [model.get_layer(n).output for n in outputs_of],
+            probe = keras.Model(model.inputs[0], [model.get_layer(n).output for n in outputs_of],
                                 name=f"{model.name}_taps")
-        signature = [tf.TensorSpec((None, *tuple(model.input_shape)[1:]), tf.float32)]
 
-        @tf.function(input_signature=signature, reduce_retracing=True)
+        # Eager calls: a graph trace per ablated model would cost more than it saves here.
         def run(batch):
             result = probe(batch, training=False)
             return list(result) if isinstance(result, list | tuple) else [result]
@@ -497,7 +495,7 @@ def effective_receptive_field(model, image: np.ndarray, name: str,
     layer = model.get_layer(name)
 
     def make():
-        probe = keras.Model(model.inputs, layer.output, name=f"{model.name}_erf_{name}")
+        probe = keras.Model(model.inputs[0], layer.output, name=f"{model.name}_erf_{name}")
         if frozen_statistics:
             probe = _frozen_statistics_model(probe)
         return model, probe, threading.Lock()
