@@ -232,6 +232,7 @@ def test_runs_cli_prune_pin_and_unpin(tmp_path, capsys):
     assert main(["runs", "pin", "drop-me", "--runs-dir", str(tmp_path)]) == 2  # gone
 
 
+@pytest.mark.slow  # two tiny trainings: about 30 s of CPU
 def test_a_finished_tiny_run_keeps_only_its_best_checkpoint_and_still_loads(
         tmp_path, monkeypatch):
     pytest.importorskip("tensorflow")
