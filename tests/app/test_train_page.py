@@ -210,7 +210,8 @@ def test_tiny_job_runs_to_the_end_and_the_chart_has_one_point_per_epoch(runs_dir
     assert list(table["run"]) == [run_id] and list(table["status"]) == ["finished"]
 
 
-def test_busy_is_shown_at_once_when_the_job_cap_is_reached(runs_dir, monkeypatch):
+def _someone_elses_run(monkeypatch, epochs: int):
+    """A run started by another browser (another owner secret) on a 1-slot server."""
     from unet_demo.training.jobs import get_job_manager
     from unet_demo.training.presets import get_preset
 
@@ -219,8 +220,15 @@ def test_busy_is_shown_at_once_when_the_job_cap_is_reached(runs_dir, monkeypatch
     for earlier in manager.running_ids():  # a worker of another test may still be exiting
         manager.wait(earlier, timeout=60)
     spec = get_preset("synthetic_lesions", "classroom")
-    spec = spec.replace(model=TINY_MODEL, train=spec.train.replace(epochs=50))
-    other = manager.start(spec, label="someone else's run")
+    spec = spec.replace(model=TINY_MODEL, data=spec.data.replace(max_train_images=8),
+                        train=spec.train.replace(epochs=epochs, batch_size=4, augment=False))
+    return manager, manager.start(spec, label="someone else's run",
+                                  owner="another-browser-secret-0123456789")
+
+
+def test_a_start_on_a_busy_server_is_queued_and_only_its_owner_can_cancel_it(
+        runs_dir, monkeypatch):
+    manager, other = _someone_elses_run(monkeypatch, epochs=200)
     try:
         at = _app().run()
         _tiny_settings(at)
@@ -228,12 +236,80 @@ def test_busy_is_shown_at_once_when_the_job_cap_is_reached(runs_dir, monkeypatch
         at.button(key="train.start").click().run()
         assert time.time() - began < 15
         assert not at.exception, at.exception
-        warnings = [str(w.value) for w in at.warning]
-        assert any("Busy" in text for text in warnings), _page_text(at)
-        assert "train.run_id" not in at.session_state
+        run_id = at.session_state["train.run_id"]
+        assert manager.is_queued(run_id)
+        text = _page_text(at)
+        assert f"Queued run {run_id}" in text and "number 1 in line" in text, text
+        assert "Estimated start in about" in text
+        assert at.button(key="train.stop").label == "Cancel"
+        assert not at.button(key="train.stop").disabled
+        assert at.button(key="train.start").disabled  # one run per person
+        # A second browser opens the link: it watches, read-only, and cannot cancel.
+        watcher = _app()
+        watcher.query_params["run"] = run_id
+        watcher.run()
+        assert not watcher.exception, watcher.exception
+        assert "someone else's run (read-only)" in _page_text(watcher)
+        assert watcher.button(key="train.stop").disabled
+        assert not watcher.button(key="train.start").disabled  # its own run is allowed
+        # Even a forged click with the watcher's owner secret is refused by the engine.
+        from unet_demo.training.jobs import NotOwnerError
+
+        watcher_secret = watcher.session_state["owner.secret"]
+        assert watcher_secret != at.session_state["owner.secret"]
+        with pytest.raises(NotOwnerError):
+            manager.cancel(run_id, owner=watcher_secret)
+        assert manager.is_queued(run_id)
+        # Nor can it stop the neighbour's running run.
+        watcher.query_params["run"] = other
+        watcher.session_state["train.run_id"] = other
+        watcher.run()
+        assert watcher.button(key="train.stop").disabled
+        with pytest.raises(NotOwnerError):
+            manager.stop(other, owner=watcher_secret)
+        assert manager.is_running(other) and not (runs_dir / other / "STOP").exists()
+        # The owner cancels.
+        at.button(key="train.stop").click().run()
+        assert not at.exception, at.exception
+        assert not manager.is_queued(run_id)
+        assert "Cancelled run" in _page_text(at)
+        at.run()
+        assert "Cancelled by its owner while it waited in the queue" in _page_text(at)
+        assert not at.button(key="train.start").disabled
     finally:
         manager.stop(other, grace_s=0)  # no need to wait for a batch: kill it now
     assert not manager.is_running(other)
+
+
+@pytest.mark.slow
+def test_a_queued_run_starts_by_itself_and_its_curves_appear(runs_dir, monkeypatch):
+    manager, other = _someone_elses_run(monkeypatch, epochs=1)
+    try:
+        at = _app().run()
+        _tiny_settings(at, epochs=1)
+        at.button(key="train.start").click().run()
+        run_id = at.session_state["train.run_id"]
+        assert manager.is_queued(run_id) or manager.is_running(run_id)
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            time.sleep(2.0)
+            at.run()
+            assert not at.exception, at.exception
+            if "Finished after" in _page_text(at):
+                break
+        else:
+            pytest.fail(f"queued run did not finish in time; page says:\n{_page_text(at)}")
+        assert [trace["x"] for trace in _curve_traces(at)][0] == [1]
+        assert manager.wait(run_id, timeout=60)
+    finally:
+        manager.kill(other)
+    assert rundir_status(runs_dir, other) == "finished"
+
+
+def rundir_status(runs_dir: Path, run_id: str) -> str:
+    from unet_demo.training.rundir import load_run
+
+    return load_run(runs_dir / run_id).status
 
 
 def test_a_reload_reattaches_to_the_run_in_the_url(runs_dir):

@@ -1,4 +1,4 @@
-"""Job manager: real worker processes, busy cap, stop, and kill -9 then resume."""
+"""Job manager: real worker processes, the queue beyond the cap, stop, and kill -9 then resume."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ pytest.importorskip("tensorflow")
 from tests.unit.training_helpers import tiny_spec  # noqa: E402
 from unet_demo.training import events as ev  # noqa: E402
 from unet_demo.training import rundir  # noqa: E402
-from unet_demo.training.jobs import JobManager, JobsBusyError, trained_since_start  # noqa: E402
+from unet_demo.training.jobs import JobManager, trained_since_start  # noqa: E402
 from unet_demo.training.runner import run_training  # noqa: E402
 
 TIMING_KEYS = {"seconds", "images_per_sec"}
@@ -30,28 +30,44 @@ def wait_for(predicate, timeout=240.0, interval=0.05):
     return False
 
 
-def test_busy_cap_is_enforced_at_once_and_stop_is_honoured(tmp_path):
+def test_a_start_beyond_the_cap_is_queued_at_once_and_starts_when_the_slot_frees(tmp_path):
     manager = JobManager(root=tmp_path, max_jobs=1)
     run_id = manager.start(tiny_spec(epochs=200, images=8), label="first")
+    second = None
     try:
         assert manager.is_running(run_id) and manager.running_ids() == [run_id]
         started = time.monotonic()
-        with pytest.raises(JobsBusyError, match="already running"):
-            manager.start(tiny_spec(epochs=1))
+        second = manager.start(tiny_spec(epochs=1), label="second")
         assert time.monotonic() - started < 1.0
+        assert manager.is_queued(second) and not manager.is_running(second)
+        assert rundir.load_run(second, root=tmp_path).status == "queued"
+        assert [(v.run_id, v.state, v.position) for v in manager.queue_view()] == [
+            (run_id, "running", 0), (second, "queued", 1)]
         assert manager.start(tiny_spec(), run_id=run_id) == run_id  # a double click
-        # Another manager (another app process) sees the same worker through the run folder.
-        assert JobManager(root=tmp_path, max_jobs=1).running_ids() == [run_id]
+        assert manager.start(tiny_spec(), run_id=second) == second  # still one entry
+        assert len(manager.queue_view()) == 2
+        # Another manager (another app process) sees the same worker and queue.
+        other = JobManager(root=tmp_path, max_jobs=1)
+        assert other.running_ids() == [run_id] and other.is_queued(second)
         assert wait_for(lambda: any(isinstance(e, ev.BatchEnd)
                                     for e in ev.read_events(tmp_path / run_id)[0]))
         manager.stop(run_id)
         assert manager.wait(run_id, timeout=120)
+        # The ending worker handed its slot over: the queued run starts without the app.
+        assert wait_for(lambda: manager.is_running(second) or not manager.is_queued(second),
+                        timeout=60)
+        assert manager.wait(second, timeout=240)
     finally:
         manager.kill(run_id)
+        if second:
+            manager.kill(second)
     info = rundir.load_run(run_id, root=tmp_path)
     assert info.status == "stopped" and info.label == "first"
     assert isinstance(ev.last_event(tmp_path / run_id), ev.Stopped)
-    assert manager.running_ids() == []
+    assert rundir.load_run(second, root=tmp_path).status == "finished"
+    starts = [e for e in ev.read_events(tmp_path / second)[0] if isinstance(e, ev.Started)]
+    assert len(starts) == 1  # started exactly once
+    assert manager.running_ids() == [] and manager.queue_view() == []
 
 
 def test_stop_while_the_worker_is_still_starting_ends_it_within_seconds(tmp_path):
