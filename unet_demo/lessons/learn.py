@@ -52,6 +52,14 @@ TRY_IT_PAGES: dict[str, str] = {
 }
 """Pages a section may send the reader to, with their short names."""
 
+INSIDE_PAGE = "pages/8_Inside.py"
+INSIDE_LINKS: dict[str, str] = {
+    "architecture": "See the encoder, bottleneck, decoder and skips of a trained model on the "
+                    "Inside page, and switch skips off",
+    "losses": "Compare per-pixel BCE, focal, Dice and Tversky maps on the Inside page",
+}
+"""Second links, to the Inside page, by section key."""
+
 
 # --------------------------------------------------------------------------- records
 

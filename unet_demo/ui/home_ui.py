@@ -35,6 +35,7 @@ PAGES = (
     ("pages/5_Evaluate.py", "Evaluate", ":material/straighten:", "Dice, IoU, error maps and the worst cases"),
     ("pages/6_Segment.py", "Segment", ":material/image:", "run a model on your own image"),
     ("pages/7_Learn.py", "Learn", ":material/school:", "the concepts, a glossary and a quiz"),
+    ("pages/8_Inside.py", "Inside", ":material/biotech:", "feature maps, skip ablation, receptive field, loss maps of a model"),
 )
 
 

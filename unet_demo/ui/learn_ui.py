@@ -106,7 +106,8 @@ def try_it_link(page: str, label: str) -> None:
     try:
         st.page_link(page, label=label, icon=":material/science:")
     except StreamlitPageNotFoundError:
-        st.caption(f"Try it: {label} ({learn.TRY_IT_PAGES.get(page, page)} page)")
+        name = "Inside" if page == learn.INSIDE_PAGE else learn.TRY_IT_PAGES.get(page, page)
+        st.caption(f"Try it: {label} ({name} page)")
 
 
 def concepts_ui() -> None:
@@ -122,6 +123,8 @@ def concepts_ui() -> None:
             sources = "; ".join(learn.CHAPTERS[key] for key in section.chapters)
             st.caption(f"Background reading: {sources}")
             try_it_link(section.try_it, section.try_it_label)
+            if section.key in learn.INSIDE_LINKS:
+                try_it_link(learn.INSIDE_PAGE, learn.INSIDE_LINKS[section.key])
 
 
 def glossary_ui() -> None:
