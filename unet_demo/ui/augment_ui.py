@@ -17,10 +17,14 @@ from unet_demo.augment import augment_gallery, augmentation_code, augmentation_y
 from unet_demo.config import AugmentConfig
 from unet_demo.errors import UNetDemoError
 from unet_demo.plots.images import draw_outline, image_grid, to_display_rgb
+from unet_demo.training.links import AugmentLink
 from unet_demo.ui.kept import keep, kept
-from unet_demo.ui.state import get_augment_config, get_dataset, set_augment_config
+from unet_demo.ui.links_ui import copy_link_ui, restore_link
+from unet_demo.ui.state import get_augment_config, get_dataset, set_augment_config, set_dataset
 
 PREFIX = "augment."
+IMAGE_INDEX_KEY = PREFIX + "image_index"
+IMAGE_ONLY_KEY = PREFIX + "image_only"
 GALLERY_SIZE = 9
 TILE_SCALE = 2  # tiles are enlarged (nearest) before the outline is drawn, so it stays crisp
 
@@ -286,8 +290,41 @@ def export_ui(cfg: AugmentConfig) -> None:
                            key=PREFIX + "download_json")
 
 
+def _apply_link(link: AugmentLink) -> None:
+    """Write an Augment link into the sliders, the dataset, the gallery image and the toggle."""
+    from unet_demo.data.bundled import DATASET_NAMES
+
+    if link.dataset and link.dataset not in DATASET_NAMES:
+        raise UNetDemoError(f"This link's gallery shows the dataset {link.dataset!r}, which "
+                            f"this page cannot show (it shows {', '.join(DATASET_NAMES)}).")
+    state = st.session_state
+    for field in dataclasses.fields(AugmentConfig):
+        state[_widget_key(field.name)] = getattr(link.augment, field.name)
+    set_augment_config(link.augment)
+    if link.dataset:
+        set_dataset(link.dataset)
+    if link.image_index >= 0:  # gallery_ui checks the range against the dataset
+        keep(IMAGE_INDEX_KEY, {link.dataset or get_dataset(): link.image_index})
+        state.pop(IMAGE_INDEX_KEY, None)
+    keep(IMAGE_ONLY_KEY, bool(link.image_only))
+    state.pop(IMAGE_ONLY_KEY, None)
+
+
+def page_link(cfg: AugmentConfig) -> AugmentLink:
+    """The page's current state as a link: pipeline, dataset, gallery image, pitfall toggle.
+
+    Args:
+        cfg: the pipeline `controls_ui` returned.
+    """
+    dataset = get_dataset()
+    stored = kept(IMAGE_INDEX_KEY, {})
+    index = stored.get(dataset, -1) if isinstance(stored, dict) else -1
+    return AugmentLink(cfg, dataset, int(index), bool(kept(IMAGE_ONLY_KEY, False)))
+
+
 def augment_page() -> None:
     """Draw the Augment page body (the page file sets up the title and disclaimer)."""
+    restore_link("augment", _apply_link)  # ?x=... from a shared link, once
     controls, gallery = st.columns([2, 3], gap="large")
     with controls:
         try:
@@ -300,6 +337,8 @@ def augment_page() -> None:
             gallery_ui(cfg)
         except UNetDemoError as error:
             st.error(str(error))
+    with controls:
+        copy_link_ui(page_link(cfg))
     st.divider()
     st.subheader("Export")
     export_ui(cfg)

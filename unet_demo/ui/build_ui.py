@@ -26,11 +26,15 @@ from unet_demo.config import (
 )
 from unet_demo.errors import UNetDemoError
 from unet_demo.plots.models import level_shapes, levels_from_stats, mismatch_text, unet_diagram
+from unet_demo.training.links import BuildLink
+from unet_demo.ui.classroom_ui import class_settings
 from unet_demo.ui.common import encoder_weights_ui
-from unet_demo.ui.state import get_dataset, get_unet_config, set_unet_config
+from unet_demo.ui.links_ui import copy_link_ui, restore_link
+from unet_demo.ui.state import DEFAULT_DATASET, get_dataset, get_unet_config, set_unet_config
 
 PREFIX = "build."
 FILTER_CHOICES = (4, 8, 16, 32, 64)
+MEMORY_BATCHES = (1, 2, 4, 8, 16, 32, 64)
 DECAY_CHOICES = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
 BACKBONE_DEPTH = {"vgg16": 4, "resnet50": 5, "mobilenetv2": 5, "efficientnetb0": 5}
 
@@ -67,7 +71,8 @@ def classroom_default(dataset: str | None = None) -> UNetConfig:
     """
     from unet_demo.training.presets import get_preset
 
-    dataset = dataset if dataset is not None else get_dataset()
+    if dataset is None:
+        dataset = get_dataset(default=class_settings().default_dataset or DEFAULT_DATASET)
     try:
         spec = get_preset(dataset, "classroom")
     except UNetDemoError:
@@ -116,14 +121,33 @@ def _on_backbone_change() -> None:
     st.session_state[_key("depth")] = BACKBONE_DEPTH[st.session_state[_key("backbone")]]
 
 
+def _apply_link(link) -> None:
+    """Write a Build link into the widgets (a variant the class does not allow is refused)."""
+    allowed = class_settings().allowed_variants
+    if link.model.variant not in allowed:
+        raise UNetDemoError(f"This link's model is a {link.model.variant!r} U-Net, and this "
+                            f"class allows only {', '.join(allowed)}.")
+    _load_config(link.model)
+    if link.batch_size in MEMORY_BATCHES:
+        st.session_state[PREFIX + "batch_size"] = link.batch_size
+    set_unet_config(link.model)
+
+
 def controls_ui() -> UNetConfig:
     """Every UNetConfig option as a widget; returns the config (raises UNetDemoError if invalid)."""
     _init_state(get_unet_config() or classroom_default())
     values: dict[str, Any] = {}
-    variant = st.selectbox("Variant", VARIANTS, key=_key("variant"), on_change=_on_variant_change,
-                           help="; ".join(f"{k}: {v}" for k, v in VARIANT_HELP.items()))
+    allowed = [name for name in VARIANTS if class_settings().variant_allowed(name)]
+    if st.session_state[_key("variant")] not in allowed:  # the class file limits the variants
+        st.session_state[_key("variant")] = allowed[0]
+        _on_variant_change()
+    variant = st.selectbox("Variant", allowed, key=_key("variant"), on_change=_on_variant_change,
+                           help="; ".join(f"{k}: {v}" for k, v in VARIANT_HELP.items()
+                                          if k in allowed))
     values["variant"] = variant
     st.caption(VARIANT_HELP[variant])
+    if len(allowed) < len(VARIANTS):
+        st.caption(f"This class uses the {', '.join(allowed)} variant(s) only.")
     shape, blocks, extras = st.tabs(["Input & output", "Blocks", "Regularisation & variant"])
     with shape:
         values["input_height"] = st.number_input(
@@ -360,6 +384,7 @@ def compare_seeds_ui(cfg: UNetConfig, stats: dict[str, Any] | None) -> None:
 
 def build_page() -> None:
     """Draw the Build page body (the page file sets up the title and disclaimer)."""
+    restore_link("build", _apply_link)  # ?x=... from a shared link, once
     controls, results = st.columns([1, 2], gap="large")
     with controls:
         try:
@@ -368,15 +393,16 @@ def build_page() -> None:
             st.error(str(error))
             return
         encoder_weights_ui(cfg)
+        st.session_state.setdefault(PREFIX + "batch_size", 8)
         batch_size = st.select_slider(
-            "Batch size (for the memory figures)", (1, 2, 4, 8, 16, 32, 64), 8,
-            key=PREFIX + "batch_size",
+            "Batch size (for the memory figures)", MEMORY_BATCHES, key=PREFIX + "batch_size",
             help="Training memory grows with the batch; halve it if training runs out of memory.")
         st.button("Reset to the classroom default", key=PREFIX + "reset",
                   icon=":material/restart_alt:", on_click=_reset_to_classroom,
                   help="The classroom preset's model for the chosen dataset (the one the Train "
                        "page uses): a small classic U-Net with GroupNorm that trains on a "
                        "laptop CPU in minutes.")
+        copy_link_ui(BuildLink(cfg, int(batch_size)))
     stats = None
     with results:
         warning = size_warning(cfg)

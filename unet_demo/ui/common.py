@@ -23,6 +23,7 @@ from __future__ import annotations
 import streamlit as st
 
 from unet_demo import DISCLAIMER
+from unet_demo.ui.classroom_ui import class_banner_ui
 from unet_demo.ui.home_ui import PAGES, home_page
 
 HOME_TITLE = "Home"
@@ -31,7 +32,7 @@ MENU_LABELS = (HOME_TITLE, *(label for _path, label, _icon, _description in PAGE
 
 
 def page_setup(title: str, icon: str) -> None:
-    """Configure the page (wide layout), show its title and the disclaimer.
+    """Configure the page (wide layout), show its title, the disclaimer and the class banner.
 
     Call it first on every page. On a server's first request, when Streamlit ran the page file
     straight from pages/ (its legacy mode), it reruns through `streamlit_app.py` first so the page
@@ -48,6 +49,7 @@ def page_setup(title: str, icon: str) -> None:
     st.set_page_config(page_title=f"{title} · unet-demo", page_icon=icon, layout="wide")
     st.title(title)
     st.caption(f"⚠️ {DISCLAIMER}")
+    class_banner_ui()  # the teacher's banner, or why the class file is unusable
 
 
 def show_error(error: Exception) -> None:
