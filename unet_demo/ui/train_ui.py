@@ -39,7 +39,9 @@ from unet_demo.training.live import (
     started_facts,
     training_warnings,
 )
+from unet_demo.ui.classroom_ui import class_settings
 from unet_demo.ui.common import encoder_weights_ui
+from unet_demo.ui.links_ui import copy_link_ui, restore_link
 
 PREFIX = "train."
 RUN_ID_KEY = PREFIX + "run_id"
@@ -82,6 +84,7 @@ def _apply_preset() -> None:
     spec = _preset_spec(state[PREFIX + "dataset"], state[PREFIX + "preset"])
     for name in _FORM_FIELDS:
         state[PREFIX + name] = getattr(spec.train, name)
+    state[PREFIX + "epochs"] = class_settings().capped_epochs(spec.train.epochs)
     state[PREFIX + "max_train_images"] = spec.data.max_train_images
     from unet_demo.ui.state import set_dataset
 
@@ -96,6 +99,52 @@ def _augment_summary(cfg) -> str:
     return ", ".join(parts) if parts else "nothing enabled"
 
 
+def _apply_link(link) -> None:
+    """Write a Train link into the form (and the Build/Augment choices it carries)."""
+    from unet_demo.data.sources import dataset_choices
+    from unet_demo.training.classroom import apply_class_settings
+    from unet_demo.ui.state import set_augment_config, set_dataset, set_unet_config
+
+    spec, state = link.spec, st.session_state
+    if spec.data.dataset not in dataset_choices():
+        raise UNetDemoError(f"This link trains on the dataset {spec.data.dataset!r}, which this "
+                            "server does not have (an uploaded dataset stays on the server it "
+                            "was uploaded to).")
+    capped = apply_class_settings(spec, class_settings())  # refuses a barred variant
+    if capped.train.epochs != spec.train.epochs:
+        st.info(f"The link asks for {spec.train.epochs} epochs; this class stops runs at "
+                f"{capped.train.epochs}.")
+    state[PREFIX + "dataset"] = spec.data.dataset
+    state[PREFIX + "preset"] = link.preset
+    for name in _FORM_FIELDS:
+        state[PREFIX + name] = getattr(capped.train, name)
+    state[PREFIX + "max_train_images"] = spec.data.max_train_images
+    state[PREFIX + "label"] = link.label
+    state[PREFIX + "model_source"] = MODEL_SOURCES[1] if link.built_model else MODEL_SOURCES[0]
+    if link.built_model:
+        set_unet_config(spec.model)
+    set_augment_config(spec.augment)  # the preset's own when the link's pipeline is off
+    if not spec.data.dataset.startswith("upload:"):
+        set_dataset(spec.data.dataset)
+    if spec_from_state(state) != capped:
+        st.info("This link holds settings this page has no widget for; they were left at the "
+                "preset's values.")
+
+
+def train_link(spec):
+    """The `TrainLink` of the form: its spec, preset, model choice and label.
+
+    Args:
+        spec: the RunSpec `settings_ui` returned.
+    """
+    from unet_demo.training.links import TrainLink
+
+    state = st.session_state
+    return TrainLink(spec, str(state[PREFIX + "preset"]),
+                     state.get(PREFIX + "model_source") == MODEL_SOURCES[1],
+                     str(state.get(PREFIX + "label") or "").strip())
+
+
 def settings_ui(disabled: bool):
     """Draw the training settings and return the RunSpec they describe (None on a bad choice).
 
@@ -108,14 +157,17 @@ def settings_ui(disabled: bool):
     from unet_demo.config import OPTIMIZERS, SCHEDULES, losses_for
     from unet_demo.data.sources import dataset_choices, is_binary
     from unet_demo.training.presets import PRESET_NAMES
-    from unet_demo.ui.state import get_dataset, get_unet_config
+    from unet_demo.ui.state import DEFAULT_DATASET, get_dataset, get_unet_config
 
     state = st.session_state
+    if not disabled:
+        restore_link("train", _apply_link)  # ?x=... from a shared link, once
     choices = dataset_choices()
+    pinned = class_settings()
     if state.get(PREFIX + "dataset") not in choices:
-        chosen = get_dataset()
+        chosen = get_dataset(default=pinned.default_dataset or DEFAULT_DATASET)
         state[PREFIX + "dataset"] = chosen if chosen in choices else next(iter(choices))
-    state.setdefault(PREFIX + "preset", PRESET_NAMES[0])
+    state.setdefault(PREFIX + "preset", pinned.preset or PRESET_NAMES[0])
     if PREFIX + "loss" not in state:
         _apply_preset()
 
@@ -198,10 +250,15 @@ def settings_ui(disabled: bool):
                        key=PREFIX + "schedule", disabled=disabled, persist_state="session",
                        help="How the learning rate changes over the run; lowering it towards "
                             "the end (cosine) settles the weights.")
-        right.number_input("Epochs", min_value=1, max_value=1000, key=PREFIX + "epochs",
+        cap = pinned.epoch_cap or 1000
+        if int(state[PREFIX + "epochs"]) > cap:
+            state[PREFIX + "epochs"] = cap
+        right.number_input("Epochs", min_value=1, max_value=cap, key=PREFIX + "epochs",
                            disabled=disabled, persist_state="session",
                            help="Passes over the training images: more epochs learn more but "
-                                "take longer and can overfit.")
+                                "take longer and can overfit."
+                                + (f" This class stops runs at {cap} epochs." if pinned.epoch_cap
+                                   else ""))
         left.number_input("Batch size", min_value=1, max_value=512, key=PREFIX + "batch_size",
                           disabled=disabled, persist_state="session",
                           help="Images per weight update: larger batches give steadier "
@@ -271,8 +328,12 @@ def spec_from_state(state) -> Any:
         early_stopping_patience=int(state[PREFIX + "early_stopping_patience"]),
         augment=bool(state[PREFIX + "augment"]), seed=int(state[PREFIX + "seed"]))
     data = preset.data.replace(max_train_images=int(state[PREFIX + "max_train_images"]))
-    return preset.replace(data=data, model=_chosen_model(state, preset), train=train,
-                          augment=_chosen_augment(state, preset)[0])
+    from unet_demo.training.classroom import apply_class_settings
+
+    return apply_class_settings(preset.replace(data=data, model=_chosen_model(state, preset),
+                                               train=train,
+                                               augment=_chosen_augment(state, preset)[0]),
+                                class_settings())  # epochs capped, a barred variant refused
 
 
 def _add_uploaded_dataset() -> None:
@@ -609,6 +670,8 @@ def train_page() -> None:
     running = bool(run_id) and job_active(manager, run_id, run_dir_of(run_id))
     with st.expander("Settings", expanded=not running):
         spec, _ = settings_ui(disabled=running)
+    if spec is not None:
+        copy_link_ui(train_link(spec))
     if spec is not None and not running:
         _estimate_ui(spec)
     start_col, stop_col, note_col = st.columns([1, 1, 4], vertical_alignment="center")
