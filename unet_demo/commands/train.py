@@ -6,8 +6,14 @@ printed one line per epoch, in the words of the Train page (`unet_demo.training.
 stops after the current batch, and running the same command again resumes from the last
 complete epoch.
 
+Without ``--out`` the run joins the server's training queue in the runs folder (the same queue
+as the Train page: fair, first in first out, one run per person), and the command waits for it
+(``--wait``, the default) or prints its id and place in line (``--no-wait``); see
+``python -m unet_demo jobs``.
+
 Example:
     $ python -m unet_demo train --dataset brain_skullstrip --preset classroom --out runs/demo
+    $ python -m unet_demo train --dataset nuclei --no-wait
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ OVERRIDES = (
     ("--schedule", "train", "schedule", str),
     ("--patience", "train", "early_stopping_patience", int),
     ("--seed", "train", "seed", int),
+    ("--workers", "train", "workers", int),
     ("--max-train-images", "data", "max_train_images", int),
     ("--image-size", "data", "image_size", int),
     ("--variant", "model", "variant", str),
@@ -51,7 +58,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"starting settings (default {PRESET_NAMES[0]})")
     parser.add_argument("--config", type=Path,
                         help="a run config.json to start from instead of a preset")
-    parser.add_argument("--out", required=True, type=Path, help="run directory to write")
+    parser.add_argument("--out", type=Path,
+                        help="train now, in this process, into this run directory; leave it "
+                             "out to queue the run in the server's runs folder instead")
+    wait = parser.add_mutually_exclusive_group()
+    wait.add_argument("--wait", dest="wait", action="store_true", default=None,
+                      help="queued run: wait, printing its place in line and then its epochs "
+                           "(the default without --out)")
+    wait.add_argument("--no-wait", dest="wait", action="store_false",
+                      help="queued run: print its id and place in line, then exit")
+    parser.add_argument("--run-id", help="name of the queued run (default: a fresh id)")
+    parser.add_argument("--label", default="", help="a name shown in run lists")
+    parser.add_argument("--backend", choices=("local", "ray"),
+                        help="where queued runs train (default: ray when "
+                             "UNET_DEMO_RAY_ADDRESS is set, else local processes)")
+    parser.add_argument("--ray-address", help="Ray cluster address for --backend ray")
     for flag, _, field, kind in OVERRIDES:
         parser.add_argument(flag, type=kind, choices=CHOICES.get(field), default=None,
                             help=f"override {field}")
@@ -120,15 +141,29 @@ def event_printer(stream=None):
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train; 0 when finished, 130 when stopped with Ctrl-C, 1 on failure."""
+    """Train (``--out``) or queue; 0 when finished, 130 when stopped, 1 on failure."""
+    spec = build_spec(args)
+    if args.out is None:
+        return run_queued(args, spec)
+    if args.wait is not None or args.run_id or args.backend:
+        raise UNetDemoError("--wait/--no-wait, --run-id and --backend are for queued runs; drop "
+                            "--out to queue the run, or drop them to train now into --out.")
+    return run_here(args, spec)
+
+
+def run_here(args: argparse.Namespace, spec) -> int:
+    """Train in this process into ``--out`` (resuming it), printing one line per epoch."""
     from unet_demo.training import rundir
     from unet_demo.training.runner import run_training
 
-    spec = build_spec(args)
     out = Path(args.out)
     if args.fresh and (out / rundir.STATE_FILE).exists():
         raise UNetDemoError(f"{out} already holds a training run; pick another --out or drop "
                             "--fresh to resume it.")
+    if (out / rundir.CONFIG_FILE).is_file() and rundir.load_run(out).status == "finished":
+        print(f"{out} already holds a finished run; nothing to do. Pick another --out to train "
+              "again.", file=sys.stderr)
+        return print_result(args, out)
     stop = {"requested": False}
 
     def request_stop(signum, frame):
@@ -140,11 +175,87 @@ def run(args: argparse.Namespace) -> int:
                      resume=not args.fresh)
     finally:
         signal.signal(signal.SIGINT, previous)
+    return print_result(args, out)
+
+
+def print_result(args: argparse.Namespace, out: Path) -> int:
+    """Print the run's status and test Dice (or JSON); the exit code for its status."""
+    from unet_demo.training import rundir
+
     info = rundir.load_run(out)
     if args.json:
-        print(json.dumps({"run_dir": str(out), "status": info.status, "metrics": info.metrics},
-                         indent=2, default=str))
+        print(json.dumps({"run_id": info.run_id, "run_dir": str(out), "status": info.status,
+                          "metrics": info.metrics}, indent=2, default=str))
     else:
         test = info.metrics.get("test") or {}
         print(f"{info.status}: {out} (test Dice {test.get('dice', float('nan')):.4f})")
-    return 130 if info.status == "stopped" else 0
+    return {"finished": 0, "stopped": 130, "cancelled": 130}.get(info.status, 1)
+
+
+def job_manager(args: argparse.Namespace):
+    """The job manager on the runs folder, with the backend asked for on the command line."""
+    from unet_demo.training.jobs import JobManager, LocalLauncher
+
+    backend = getattr(args, "backend", None)
+    address = getattr(args, "ray_address", None)
+    if backend == "local":
+        return JobManager(launcher=LocalLauncher())
+    if backend == "ray" or address:
+        from unet_demo.training.ray_backend import launcher_for
+
+        return JobManager(launcher=launcher_for("ray", address or ""))
+    return JobManager()
+
+
+def run_queued(args: argparse.Namespace, spec) -> int:
+    """Queue the run; with --wait (default) follow it until it ends, Ctrl-C stops it."""
+    import time
+
+    from unet_demo.training import events as ev
+    from unet_demo.training.jobs import cli_owner_secret, queue_wait_text
+
+    manager = job_manager(args)
+    owner = cli_owner_secret()
+    preset = "" if args.config else args.preset
+    view = manager.submit(spec, owner=owner, label=args.label, preset=preset,
+                          run_id=args.run_id)
+    run_dir = manager.run_dir(view.run_id)
+    print(f"run {view.run_id}: {queue_wait_text(view)}", file=sys.stderr, flush=True)
+    if args.wait is False:
+        if args.json:
+            print(json.dumps(view.to_dict(), indent=2))
+        else:
+            print(view.run_id)
+        return 0
+    stop = {"requested": False}
+
+    def request_stop(signum, frame):
+        stop["requested"] = True
+
+    previous = signal.signal(signal.SIGINT, request_stop)
+    printer, offset, last_line, stopped = event_printer(), 0, "", False
+    try:
+        while True:
+            if stop["requested"] and not stopped:
+                stopped = True
+                print("stopping...", file=sys.stderr, flush=True)
+                manager.stop(view.run_id, owner=owner)
+            events, offset = ev.read_events(run_dir, offset)
+            for event in events:
+                printer(event)
+            if events and isinstance(events[-1], ev.TERMINAL_TYPES):
+                break
+            current = manager.view(view.run_id)
+            if current is None and not manager.is_running(view.run_id):
+                if not events:  # ended without a final event (killed, node lost)
+                    break
+            elif current is not None and current.state == "queued":
+                line = f"waiting: number {current.position} in line"
+                if line != last_line:
+                    print(f"{line}. {queue_wait_text(current)}", file=sys.stderr, flush=True)
+                    last_line = line
+                manager.dispatch()
+            time.sleep(0.5)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return print_result(args, run_dir)
