@@ -274,3 +274,15 @@ def test_a_node_lost_mid_run_fails_the_run_which_resumes_from_its_checkpoint(clu
     print(f"\n[ray] node loss noticed (run shown failed) {noticed_s:.2f} s after remove_node; "
           f"resumed from epoch {saved} and finished in {resume_s:.1f} s; "
           f"{json.dumps({'message': run.message})}")
+
+
+@pytest.mark.timeout(120)
+def test_a_node_that_cannot_see_the_run_folder_fails_the_run_with_the_reason(cluster, tmp_path):
+    run_dir = tmp_path / "not-shared"
+    run_dir.mkdir()  # no config.json: what a node sees when the runs folder is not shared
+    info = RayLauncher(cluster.address).launch(run_dir)
+    assert info["backend"] == "ray" and info["node"] == ""
+    last = ev.last_event(run_dir)
+    assert isinstance(last, ev.Failed)
+    assert "cannot see the run folder" in last.message and "docs/scale-out.md" in last.message
+    assert not ray_backend.ray_worker_alive(run_dir, info)

@@ -172,12 +172,23 @@ def _try_connect(address: str) -> bool:
 
 # --------------------------------------------------------------------------- the actor
 
-def _exit_with_parent() -> None:
-    """In the worker process before exec: SIGKILL when the actor's process dies (Linux)."""
-    with contextlib.suppress(Exception):
+def _exit_with_parent():
+    """A ``preexec_fn``: the worker gets SIGKILL when the actor's process dies (Linux only).
+
+    libc is loaded here, in the parent: the child between fork and exec only calls it.
+    """
+    try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+
+    def set_death_signal() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+    return set_death_signal
 
 
 class _RunActor:
@@ -191,6 +202,11 @@ class _RunActor:
         self.node_ip = ray.util.get_node_ip_address()
         self.hostname = os.uname().nodename
         self.run_dir = Path(run_dir)
+        if not (self.run_dir / "config.json").is_file():
+            raise UNetDemoError(
+                f"Node {self.node_ip} ({self.hostname}) cannot see the run folder "
+                f"{self.run_dir}: the runs folder must be on storage every node mounts at the "
+                "same path (UNET_DEMO_RUNS_DIR on NFS or similar, see docs/scale-out.md).")
         self.killed = False
         worker_env = dict(os.environ)
         worker_env.update(env)
@@ -204,7 +220,7 @@ class _RunActor:
                 [sys.executable, "-m", "unet_demo.training.worker", str(self.run_dir)],
                 cwd=str(REPO_ROOT), env=worker_env, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=_exit_with_parent)
+                preexec_fn=_exit_with_parent())
         self.handle = context.current_actor
         threading.Thread(target=self._exit_when_done, daemon=True).start()
 
@@ -326,6 +342,7 @@ class RayLauncher:
         except ray.exceptions.RayActorError as error:
             # The worker already ended (a run that fails at once), or the actor could not start.
             logger.warning("Ray actor of run %s ended at once: %s", run_dir.name, error)
+            _record_start_failure(run_dir, error)
             return info
         info.update(node=where["node_ip"] or where["hostname"], node_id=where["node_id"],
                     hostname=where["hostname"], worker_pid=where["worker_pid"],
@@ -460,6 +477,18 @@ def _record_node_death(run_dir: Path, record: dict[str, Any], info: dict[str, An
         logger.warning("Run %s: %s", run_dir.name, message)
 
 
+def _record_start_failure(run_dir: Path, error: Exception) -> None:
+    """A `Failed` event when the actor died before its worker wrote a final event."""
+    with contextlib.suppress(UNetDemoError, OSError):
+        if isinstance(ev.last_event(run_dir), ev.TERMINAL_TYPES):
+            return  # it finished (or failed by itself) before the launch looked
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        reason = next((line for line in reversed(lines) if "UNetDemoError" in line),
+                      lines[-1] if lines else type(error).__name__)
+        ev.append_event(run_dir, ev.Failed(
+            message=f"Ray could not start this run on its node: {reason[:500]}"))
+
+
 def _last_epoch(run_dir: Path) -> int:
     with contextlib.suppress(OSError, ValueError):
         return int(json.loads((run_dir / "state.json").read_text(encoding="utf-8"))
@@ -470,8 +499,9 @@ def _last_epoch(run_dir: Path) -> int:
 def _resume_hint(epoch: int) -> str:
     if epoch <= 0:
         return "No epoch had finished; start it again to train from the beginning."
-    return (f"Epochs 1-{epoch} are saved: start the run again with the same run id to resume "
-            f"from epoch {epoch + 1}.")
+    saved = "Epoch 1 is" if epoch == 1 else f"Epochs 1-{epoch} are"
+    return (f"{saved} saved: start the run again with the same run id to resume from epoch "
+            f"{epoch + 1}.")
 
 
 # --------------------------------------------------------------------------- CLI helper
