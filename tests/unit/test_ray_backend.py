@@ -164,6 +164,10 @@ def test_runs_on_both_nodes_live_events_queue_stop_and_kill(cluster, tmp_path):
         # Another app process (or the app after a restart) sees the same runs through Ray.
         other = JobManager(root=tmp_path, launcher=RayLauncher(cluster.address))
         assert sorted(other.running_ids()) == sorted(ids[:2])
+        timer = time.monotonic()
+        for _ in range(20):
+            assert ray_backend.ray_worker_alive(dirs[0], placed[0])
+        alive_ms = (time.monotonic() - timer) / 20 * 1000
 
         # Live events, tailed through the run folder as the Train page does.
         offsets = [0, 0]
@@ -222,7 +226,8 @@ def test_runs_on_both_nodes_live_events_queue_stop_and_kill(cluster, tmp_path):
     print(f"\n[ray] place a run (submit -> node known): {place_s:.2f} s; first live batch of "
           f"both runs after {first_batch_s:.1f} s; Stopped event {stopped_s:.1f} s after Stop, "
           f"worker and actor gone after {stop_s:.1f} s; hard kill "
-          f"{kill_s:.2f} s; placement reported by the launcher: "
+          f"{kill_s:.2f} s; status check of a running run {alive_ms:.1f} ms; placement reported "
+          f"by the launcher: "
           f"{[info.get('place_seconds') for info in placed]}")
 
 
