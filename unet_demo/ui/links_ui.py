@@ -74,11 +74,19 @@ def _other_page(token: str, kind: str) -> bool:
 
 
 def sync_link(link: Link) -> str:
-    """Put `link` into the URL's ``x`` (only when it changed) and return the token."""
+    """Put `link` into the URL's ``x`` (only when it changed) and return the token.
+
+    ``x`` always goes first, before ``run`` and any other parameter: the same state gives the
+    same address whichever of them a page wrote first (a page switch clears the query string
+    and the Train page writes ``run`` back before ``x``), so a copied address stays comparable.
+    """
     token = encode_link(link)
     st.session_state[SEEN_PREFIX + link.kind] = token
-    if st.query_params.get(LINK_PARAM) != token:
-        st.query_params[LINK_PARAM] = token
+    params = st.query_params
+    keys = list(params.keys())
+    if params.get(LINK_PARAM) != token or keys[:1] != [LINK_PARAM]:
+        others = {key: params.get_all(key) for key in keys if key != LINK_PARAM}
+        params.from_dict({LINK_PARAM: token, **others})
     return token
 
 
