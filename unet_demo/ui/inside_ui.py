@@ -266,6 +266,11 @@ def feature_maps_ui(data: dict[str, Any]) -> None:
         _tap_grid(data, by[("upsampled", level)], count, left)
         _tap_grid(data, by[("skip", level)], count, middle)
         _tap_grid(data, by[("decoder", level)], count, right)
+    tap = by[("output", 0)]
+    st.subheader(f"The output — {'×'.join(map(str, tap['shape']))}")
+    st.caption("A 1×1 convolution turns the last decoder tensor into one probability map per "
+               "output channel (sigmoid for one class, softmax for several).")
+    _tap_grid(data, tap, count)
 
 
 def attention_ui(data: dict[str, Any], image: np.ndarray) -> None:
