@@ -1,8 +1,10 @@
 """Train page: choose data, model and training settings, start a job and watch it learn live.
 
-Training never runs in the Streamlit script: `JobManager.start` hands the run to a worker
-process, which appends typed events to ``<run_dir>/events.jsonl``. The live panel is a
-``st.fragment(run_every=...)`` that tails that file from the last byte offset it read, so each
+Training never runs in the Streamlit script: `JobManager.submit` puts the run in the server's
+fair queue (it starts at once when a slot is free) and a worker process appends typed events
+to ``<run_dir>/events.jsonl``. The browser that started a run owns it (`unet_demo.ui.owner`):
+only it, or the operator, can stop or cancel it; anyone with the link watches read-only. The
+live panel is a ``st.fragment(run_every=...)`` that tails that file from the last byte offset it read, so each
 refresh only parses new lines. The run id lives in session state and in the URL
 (``?run=<id>``): leaving the page or reloading the browser re-attaches to the same run.
 The event folding, progress, ETA and messages come from `unet_demo.training.live`, so the page
@@ -14,8 +16,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,7 @@ import streamlit as st
 
 from unet_demo.config import LOSS_LABELS, OPTIMIZER_LABELS, SCHEDULE_LABELS
 from unet_demo.errors import UNetDemoError
+from unet_demo.training.jobs import owner_key
 from unet_demo.training.live import (
     REFERENCE_OVERHEAD_S,
     LiveRun,
@@ -42,6 +47,7 @@ from unet_demo.training.live import (
 from unet_demo.ui.classroom_ui import class_settings
 from unet_demo.ui.common import encoder_weights_ui
 from unet_demo.ui.links_ui import copy_link_ui, restore_link
+from unet_demo.ui.owner import operator_token, operator_ui, owner_secret, remember_owner
 
 PREFIX = "train."
 RUN_ID_KEY = PREFIX + "run_id"
@@ -421,35 +427,81 @@ def current_run_id() -> str | None:
     return run_id
 
 
+def _preset_tag(spec, state) -> str:
+    """The preset name when ``spec`` is exactly that preset, else a tag of its settings.
+
+    Recent runs with the same tag give the queue its time estimate.
+    """
+    preset = str(state.get(PREFIX + "preset") or "")
+    with contextlib.suppress(UNetDemoError, KeyError, ValueError):
+        if preset and _preset_spec(spec.data.dataset, preset) == spec:
+            return preset
+    return "custom-" + hashlib.sha1(spec.to_json().encode()).hexdigest()[:10]
+
+
 def _start_job() -> None:
-    """Start button callback: start one job unless this session's run is still going."""
-    from unet_demo.training.jobs import JobsBusyError, get_job_manager
+    """Start button callback: queue this session's run (it starts at once if a slot is free)."""
+    from unet_demo.training.jobs import JobsBusyError, get_job_manager, queue_wait_text
 
     state = st.session_state
     manager = get_job_manager()
     current = state.get(RUN_ID_KEY)
-    if current and job_active(manager, current, run_dir_of(current)):
+    if current and _mine(manager, current) and _active(manager, current):
         state[NOTICE_KEY] = ("info", f"Run {current} is still going: stop it first.")
         return
     try:
         spec = spec_from_state(state)
-        run_id = manager.start(spec, label=str(state.get(PREFIX + "label") or "").strip())
+        estimate = None
+        with contextlib.suppress(UNetDemoError, OSError):
+            images = _train_image_count(spec.data.dataset, int(spec.data.max_train_images))
+            estimate = estimate_run_seconds(spec, images, _past_runs()).seconds
+        view = manager.submit(spec, owner=owner_secret(), preset=_preset_tag(spec, state),
+                              label=str(state.get(PREFIX + "label") or "").strip(),
+                              estimate_s=estimate)
     except JobsBusyError as error:
-        state[NOTICE_KEY] = ("warning", f"Busy: {error}")
+        state[NOTICE_KEY] = ("warning", f"Not queued: {error}")
         return
     except UNetDemoError as error:
         state[NOTICE_KEY] = ("error", str(error))
         return
-    attach(run_id)
-    state[NOTICE_KEY] = ("success", f"Started run {run_id}.")
+    attach(view.run_id)
+    if view.state == "queued":
+        state[NOTICE_KEY] = ("info", f"Queued run {view.run_id}. {queue_wait_text(view)} "
+                                     "It starts by itself; the curves appear here.")
+    else:
+        state[NOTICE_KEY] = ("success", f"Started run {view.run_id}.")
 
 
 def _stop_job(run_id: str) -> None:
-    """Stop button callback: ask the worker to stop after its current batch."""
-    from unet_demo.training.jobs import get_job_manager
+    """Stop/Cancel button callback: only the owner (or the operator) may do it."""
+    from unet_demo.training.jobs import NotOwnerError, get_job_manager
 
-    get_job_manager().stop(run_id)
-    st.session_state[NOTICE_KEY] = ("info", f"Stopping run {run_id} after the current batch...")
+    manager = get_job_manager()
+    queued = manager.is_queued(run_id)
+    try:
+        manager.stop(run_id, owner=owner_secret(), token=operator_token() or "")
+    except NotOwnerError as error:
+        st.session_state[NOTICE_KEY] = ("error", str(error))
+        return
+    except UNetDemoError as error:
+        st.session_state[NOTICE_KEY] = ("error", str(error))
+        return
+    st.session_state[NOTICE_KEY] = (
+        ("info", f"Cancelled run {run_id}: it left the queue.") if queued
+        else ("info", f"Stopping run {run_id} after the current batch..."))
+
+
+def _mine(manager, run_id: str) -> bool:
+    """Whether this browser (or this session's operator token) may stop the run."""
+    try:
+        return manager.can_control(run_id, owner_secret(), operator_token())
+    except UNetDemoError:
+        return False
+
+
+def _active(manager, run_id: str) -> bool:
+    """Queued, or training and not yet at its final event."""
+    return manager.is_queued(run_id) or job_active(manager, run_id, run_dir_of(run_id))
 
 
 def _show_notice() -> None:
@@ -548,8 +600,24 @@ def _render_live(live: LiveRun, run_dir: Path, running: bool) -> None:
     _snapshot_ui(live, run_dir)
 
 
+def _queued_ui(manager, run_id: str) -> None:
+    """A waiting run: its place in line, estimated start and finish, who is ahead."""
+    from unet_demo.training.jobs import queue_wait_text
+
+    view = manager.view(run_id)
+    if view is None:
+        return
+    st.info(queue_wait_text(view))
+    ahead = [other for other in manager.queue_view()
+             if other.state == "running" or other.position < view.position]
+    st.caption(f"{len(ahead)} run(s) ahead of it ({sum(v.state == 'running' for v in ahead)} "
+               f"training now, at most {manager.max_jobs} at once). The estimate comes from "
+               "how long recent runs of the same preset took. This panel starts showing the "
+               "live curves by itself when the run begins.")
+
+
 def live_panel(run_id: str) -> None:
-    """The attached run: refreshed every second by a fragment while its job runs.
+    """The attached run: refreshed every second by a fragment while it waits or trains.
 
     Args:
         run_id: the run to show.
@@ -558,10 +626,13 @@ def live_panel(run_id: str) -> None:
 
     manager = get_job_manager()
     run_dir = run_dir_of(run_id)
+    queued_at_render = manager.is_queued(run_id)
     running_at_render = job_active(manager, run_id, run_dir)
+    mine = _mine(manager, run_id)
 
-    @st.fragment(run_every=REFRESH_SECONDS if running_at_render else None)
+    @st.fragment(run_every=REFRESH_SECONDS if (running_at_render or queued_at_render) else None)
     def live_fragment() -> None:
+        queued = manager.is_queued(run_id)
         running = manager.is_running(run_id)  # ask first: events read next include the end
         live = _update_live(run_id, run_dir)
         running = running and live.terminal is None
@@ -573,11 +644,41 @@ def live_panel(run_id: str) -> None:
         except UNetDemoError:
             pass
         st.subheader(f"Run {run_id}" + (f" · {label}" if label else ""))
-        _render_live(live, run_dir, running)
-        if running_at_render and not running:
-            st.rerun()  # whole page: re-enable Start, stop the timer, refresh the runs list
+        if not mine:
+            st.caption("You are watching someone else's run (read-only): only the person who "
+                       "started it, or the operator, can stop it.")
+        if queued:
+            _queued_ui(manager, run_id)
+        else:
+            _render_live(live, run_dir, running)
+        if (queued_at_render and not queued) or (running_at_render and not running):
+            st.rerun()  # whole page: the run started (or ended); redraw buttons and lists
 
     live_fragment()
+
+
+def queue_ui(current: str | None) -> None:
+    """The server's training queue: what trains now and who waits, in order."""
+    from unet_demo.training.jobs import get_job_manager
+
+    manager = get_job_manager()
+    views = manager.queue_view()
+    if not views:
+        return
+    me = owner_key(owner_secret())
+    rows = [{"#": str(view.position) if view.position else "now", "run": view.run_id,
+             "who": "you" if view.owner == me else "",
+             "label": view.label, "dataset": view.dataset, "preset": view.preset,
+             "state": view.state, "where": view.node or "-",
+             "estimated start": "now" if view.state == "running"
+             else time.strftime("%H:%M:%S", time.localtime(view.estimated_start)),
+             "estimated finish": time.strftime("%H:%M:%S",
+                                               time.localtime(view.estimated_finish))}
+            for view in views]
+    with st.expander(f"Training queue: {sum(v.state == 'running' for v in views)} training, "
+                     f"{sum(v.state == 'queued' for v in views)} waiting",
+                     expanded=current in {view.run_id for view in views}):
+        st.dataframe(rows, hide_index=True, key=PREFIX + "queue_table")
 
 
 # --------------------------------------------------------------------------- runs list, A/B
@@ -662,33 +763,46 @@ def train_page() -> None:
     from unet_demo.training.jobs import get_job_manager
 
     manager = get_job_manager()
+    manager.start_dispatcher()
+    remember_owner()
     run_id = current_run_id()
     if run_id and st.query_params.get("run") != run_id:
         # Switching pages clears the URL's query string: put the run back, so a reload (or
         # a copied link) shows the same run.
         st.query_params["run"] = run_id
-    running = bool(run_id) and job_active(manager, run_id, run_dir_of(run_id))
-    with st.expander("Settings", expanded=not running):
-        spec, _ = settings_ui(disabled=running)
+    mine = bool(run_id) and _mine(manager, run_id)
+    queued = bool(run_id) and manager.is_queued(run_id)
+    running = bool(run_id) and (queued or job_active(manager, run_id, run_dir_of(run_id)))
+    busy_here = running and mine  # this browser's run is waiting or training
+    with st.expander("Settings", expanded=not busy_here):
+        spec, _ = settings_ui(disabled=busy_here)
     if spec is not None:
         copy_link_ui(train_link(spec))
-    if spec is not None and not running:
+    if spec is not None and not busy_here:
         _estimate_ui(spec)
     start_col, stop_col, note_col = st.columns([1, 1, 4], vertical_alignment="center")
     start_col.button("Start training", type="primary", on_click=_start_job,
-                     disabled=running or spec is None, key=PREFIX + "start",
-                     help="Queues the run in a separate process; this page shows it live.")
-    stop_col.button("Stop", on_click=_stop_job, args=(run_id,), disabled=not running,
-                    key=PREFIX + "stop",
-                    help="Stops after the current batch; finished epochs are kept.")
-    busy = len(manager.running_ids())
-    note_col.caption(f"{busy} training job(s) running on this server (at most "
-                     f"{_max_jobs()}). Training runs in a separate process: you may leave the "
-                     "page or reload the browser, the run keeps going and reappears here.")
+                     disabled=busy_here or spec is None, key=PREFIX + "start",
+                     help="Puts the run in the server's queue; it starts at once when a slot "
+                          "is free, and this page shows it live.")
+    stop_col.button("Cancel" if queued else "Stop", on_click=_stop_job, args=(run_id,),
+                    disabled=not (running and mine), key=PREFIX + "stop",
+                    help="Cancel takes a waiting run out of the queue. Stop ends a training "
+                         "run after the current batch; finished epochs are kept. Only the "
+                         "person who started the run (or the operator) can do either.")
+    views = manager.queue_view()
+    training = sum(view.state == "running" for view in views)
+    waiting = len(views) - training
+    note_col.caption(f"{training} training job(s) running on this server (at most "
+                     f"{manager.max_jobs} at once), {waiting} waiting in the queue. Training "
+                     "runs in a separate process: you may leave the page or reload the "
+                     "browser, the run keeps going (or waiting) and reappears here.")
     _show_notice()
     if run_id:
         live_panel(run_id)
+    queue_ui(run_id)
     runs_ui(run_id)
+    operator_ui()
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -721,9 +835,3 @@ def _estimate_ui(spec) -> None:
                "compile).")
     for text in training_warnings(spec, estimate):
         st.warning(text)
-
-
-def _max_jobs() -> int:
-    from unet_demo.settings import max_concurrent_jobs
-
-    return max_concurrent_jobs()
