@@ -157,6 +157,7 @@ def test_train_link_restores_every_widget_and_the_same_run_spec():
     assert fresh.session_state[UNET_CONFIG_KEY] == TINY_MODEL
     assert _token(fresh) == token
     assert not fresh.warning
+    assert not any("no widget for" in i.value for i in fresh.info)
 
 
 def test_run_link_and_settings_link_live_side_by_side():
