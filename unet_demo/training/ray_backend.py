@@ -3,7 +3,7 @@
 With ``UNET_DEMO_RAY_ADDRESS`` set (or ``JobManager(launcher=RayLauncher(address))``), the job
 manager hands queued runs to a Ray cluster instead of starting local processes. Per run:
 
-* `RayLauncher.launch` creates the actor ``RunActor`` in namespace ``unet_demo``, named after the
+* `RayLauncher.launch` creates the actor ``_RunActor`` in namespace ``unet_demo``, named after the
   run id, with ``lifetime="detached"`` (a restart of the app does not end it) and
   ``num_cpus=UNET_DEMO_RAY_CPUS_PER_RUN`` (default 1), plus one GPU when the cluster has GPUs.
   Ray places it on a node with those resources free; the launch waits only a few seconds
