@@ -42,8 +42,10 @@ FULL_AUGMENT = AugmentConfig(
     gamma_min=70.0, gamma_max=130.0, noise_p=0.1, noise_std_max=0.07, elastic_p=0.2,
     elastic_alpha=50.0, elastic_sigma=8.0, grid_p=0.15, grid_steps=7, grid_limit=0.4,
     clahe_p=0.15, clahe_clip=3.5, blur_p=0.05, blur_limit=7, border_mode="constant", seed=7)
+# TrainConfig.workers (data-parallel workers, part 4 of issue 13) is being added alongside.
+_NEWER_TRAIN_FIELDS = {"workers": 2} if "workers" in TrainConfig.__dataclass_fields__ else {}
 FULL_TRAIN = TrainConfig(
-    loss="tversky", bce_weight=0.5, dice_weight=2.0, focal_gamma=1.5, tversky_alpha=0.4,
+    **_NEWER_TRAIN_FIELDS, loss="tversky", bce_weight=0.5, dice_weight=2.0, focal_gamma=1.5, tversky_alpha=0.4,
     tversky_beta=0.6, optimizer="sgd", learning_rate=3e-4, weight_decay=1e-3, momentum=0.8,
     schedule="poly", epochs=12, batch_size=4, early_stopping_patience=3, augment=True, seed=123,
     deterministic=False)
