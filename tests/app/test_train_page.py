@@ -516,3 +516,24 @@ def test_learning_rate_axis_has_readable_log_ticks():
     # A narrow span (the first epochs of a cosine schedule) still gets three ticks.
     narrow = training_curves_figure([{"epoch": 1, "lr": 3e-3}, {"epoch": 2, "lr": 1.5e-3}])
     assert list(narrow.layout.yaxis3.ticktext) == ["1e-3", "2e-3", "5e-3"]
+
+
+def test_a_link_to_a_run_removed_to_save_space_says_so(runs_dir, monkeypatch):
+    from unet_demo.training import housekeeping
+
+    old = runs_dir / "20261101-090000-0ld0ne"
+    old.mkdir(parents=True)
+    (old / "config.json").write_text(json.dumps({"data": {"dataset": "synthetic_lesions"}}))
+    (old / "blob.bin").write_bytes(b"x" * 200_000)
+    append_event(old, Started(epochs=1, batches_per_epoch=1, time=1.0))
+    append_event(old, Stopped(epoch=1, batch=1, time=2.0))
+    removed = housekeeping.enforce_budget(runs_dir, max_bytes=1000)
+    assert [record.run_id for record in removed] == [old.name]
+    monkeypatch.setenv("UNET_DEMO_RUNS_MAX_GB", "0.000001")
+    at = _app()
+    at.query_params["run"] = old.name
+    at.run()
+    assert not at.exception, at.exception
+    assert any(f"Run {old.name}" in str(i.value) and "was removed" in str(i.value)
+               for i in at.info), _page_text(at)
+    assert "train.run_id" not in at.session_state

@@ -27,6 +27,7 @@ import streamlit as st
 
 from unet_demo.config import LOSS_LABELS, OPTIMIZER_LABELS, SCHEDULE_LABELS
 from unet_demo.errors import UNetDemoError
+from unet_demo.training.housekeeping import mark_opened
 from unet_demo.training.jobs import owner_key
 from unet_demo.training.live import (
     REFERENCE_OVERHEAD_S,
@@ -46,6 +47,7 @@ from unet_demo.training.live import (
 )
 from unet_demo.ui.classroom_ui import class_settings
 from unet_demo.ui.common import encoder_weights_ui
+from unet_demo.ui.housekeeping_ui import disk_caption, pin_toggle, removed_notice
 from unet_demo.ui.links_ui import copy_link_ui, restore_link
 from unet_demo.ui.owner import operator_token, operator_ui, owner_secret, remember_owner
 
@@ -422,6 +424,7 @@ def current_run_id() -> str | None:
         if run_dir_of(run_id).is_dir():
             attach(run_id)
         else:
+            removed_notice(run_id)  # says when and why, if the disk budget removed it
             st.query_params.pop("run", None)
             return None
     return run_id
@@ -626,6 +629,11 @@ def live_panel(run_id: str) -> None:
 
     manager = get_job_manager()
     run_dir = run_dir_of(run_id)
+    if not run_dir.is_dir():
+        if not removed_notice(run_id):
+            st.info(f"Run {run_id} is no longer in the runs folder.")
+        return
+    mark_opened(run_dir)  # recently looked-at runs are removed last when space runs out
     queued_at_render = manager.is_queued(run_id)
     running_at_render = job_active(manager, run_id, run_dir)
     mine = _mine(manager, run_id)
@@ -651,6 +659,8 @@ def live_panel(run_id: str) -> None:
             _queued_ui(manager, run_id)
         else:
             _render_live(live, run_dir, running)
+        if mine and not queued and not running:
+            pin_toggle(run_id)
         if (queued_at_render and not queued) or (running_at_render and not running):
             st.rerun()  # whole page: the run started (or ended); redraw buttons and lists
 
@@ -693,6 +703,7 @@ def runs_ui(current: str | None) -> None:
     from unet_demo.training.rundir import list_runs, load_history
 
     st.header("Runs")
+    disk_caption()
     runs = list_runs()
     if not runs:
         st.caption("No runs yet: start one above.")
