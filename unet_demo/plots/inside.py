@@ -162,13 +162,21 @@ def receptive_field_rgb(image: np.ndarray, gradient: np.ndarray,
         >>> receptive_field_rgb(np.zeros((8, 8, 1)), g, (2, 2, 6, 6), (4, 4), side=16).shape
         (16, 16, 3)
     """
-    rgb = heat_overlay(image, gradient, opacity=0.85, gamma=0.5)
+    # gamma 0.3: the gradient peaks sharply at the pixel; its tails are what shows the field
+    rgb = heat_overlay(image, gradient, opacity=0.9, gamma=0.3)
     rgb = draw_cross(draw_box(rgb, box), pixel, size=max(2, rgb.shape[0] // 40))
     return scale_up(rgb, side)
 
 
-def map_rgb(values: np.ndarray, side: int = 0, anchors=INFERNO) -> np.ndarray:
+def map_rgb(values: np.ndarray, side: int = 0, anchors=INFERNO,
+            outline: np.ndarray | None = None) -> np.ndarray:
     """A non-negative map shown on its own: 0 black, its maximum pale yellow.
+
+    Args:
+        values: (H, W) map.
+        side: enlarge to at least this many pixels (0 = as is).
+        anchors: colour map anchors.
+        outline: optional (H, W) labels whose borders are drawn in cyan (e.g. the truth).
 
     Example:
         >>> map_rgb(np.array([[0.0, 2.0]]))[0].tolist()
@@ -177,6 +185,10 @@ def map_rgb(values: np.ndarray, side: int = 0, anchors=INFERNO) -> np.ndarray:
     values = np.abs(np.asarray(values, np.float32))
     top = float(values.max())
     rgb = colormap(values / top if top > 0 else values, anchors)
+    if outline is not None:
+        from unet_demo.plots.images import mask_outline
+
+        rgb[mask_outline(np.asarray(outline))] = FIELD_COLOUR
     return scale_up(rgb, side) if side else rgb
 
 

@@ -270,7 +270,11 @@ def feature_maps_ui(data: dict[str, Any]) -> None:
     st.subheader(f"The output — {'×'.join(map(str, tap['shape']))}")
     st.caption("A 1×1 convolution turns the last decoder tensor into one probability map per "
                "output channel (sigmoid for one class, softmax for several).")
-    _tap_grid(data, tap, count)
+    activation = data["maps"][tap["name"]]
+    order = data["order"][tap["name"]][:count]
+    st.image(channel_grid(activation, order, tile=DISPLAY_SIDE // 2),
+             caption=f"{tap['name']} · {'×'.join(map(str, tap['shape']))} · channels "
+                     f"{', '.join(map(str, order))}")
 
 
 def attention_ui(data: dict[str, Any], image: np.ndarray) -> None:
@@ -323,11 +327,13 @@ def receptive_field_ui(spec: str, model_id: str, source: Source, data: dict[str,
     fields = [inside_erf(spec, model_id, source, t["name"], height // 2, width // 2)
               for t in growth]
     right.plotly_chart(receptive_growth_figure(
-        [f"{t['role'][:3]}{t['level']}" for t in growth], [f["field"] for f in fields],
+        [_short_tap(t) for t in growth], [f["field"] for f in fields],
         [f["effective"] for f in fields], max(height, width)), width="stretch",
         config=PLOTLY_CONFIG)
-    right.caption("At the centre pixel: the field grows with every convolution and doubles its "
-                  "pace after every pooling; the decoder adds more on the way up.")
+    right.caption("At the centre pixel: the theoretical field grows with every convolution and "
+                  "doubles its pace after every pooling; the decoder adds more on the way up. "
+                  "The effective field grows more slowly: most of the influence stays near the "
+                  "centre.")
 
 
 def ablation_ui(spec: str, model_id: str, source: Source, handle, image: np.ndarray,
@@ -396,12 +402,14 @@ def loss_maps_ui(spec: str, model_id: str, source: Source, truth: np.ndarray | N
         maps = data[stage]
         columns = st.columns(len(maps))
         for column, (name, entry) in zip(columns, maps.items(), strict=True):
-            column.image(map_rgb(entry["map"], DISPLAY_SIDE),
+            column.image(map_rgb(entry["map"], DISPLAY_SIDE, outline=truth),
                          caption=f"{LOSS_LABELS[name]}: {entry['share']:.0%} of the pull on "
                                  "the foreground", width="stretch")
     share = float((np.asarray(truth) > 0).mean())
-    st.caption(f"The foreground covers {share:.1%} of this image. Brighter = stronger pull; "
-               "each map is scaled to its own maximum.")
+    st.caption(f"The foreground (cyan outline) covers {share:.1%} of this image. Brighter = "
+               "stronger pull; each map is scaled to its own maximum, so an evenly pale map "
+               "means every pixel is pulled equally. The smaller the foreground, the larger the "
+               "gap between cross-entropy and Dice: try the synthetic lesions model.")
 
 
 # --------------------------------------------------------------------------- page
@@ -453,6 +461,10 @@ def inside_page() -> None:
             loss_maps_ui(spec, handle.model_id, source, truth)
     except UNetDemoError as error:
         st.error(str(error))
+
+
+def _short_tap(tap: dict[str, Any]) -> str:
+    return "bottleneck" if tap["role"] == "bottleneck" else f"{tap['role'][:3]}{tap['level']}"
 
 
 def _short(model_id: str) -> str:
