@@ -220,11 +220,19 @@ def _compiled(model, outputs_of: tuple[str, ...] | None = None):
             probe = keras.Model(model.inputs[0], [model.get_layer(n).output for n in outputs_of],
                                 name=f"{model.name}_taps")
 
-        # Eager calls: a graph trace per ablated model would cost more than it saves here.
         def run(batch):
             result = probe(batch, training=False)
             return list(result) if isinstance(result, list | tuple) else [result]
 
+        if outputs_of is not None:
+            # The feature-map probe runs for every image: one graph trace pays for itself. The
+            # ablated networks run eagerly (a trace per ablation setting would cost more).
+            import tensorflow as tf
+
+            signature = [tf.TensorSpec((None, *tuple(model.input_shape)[1:]), tf.float32)]
+            graph = tf.function(run, input_signature=signature, reduce_retracing=True)
+            return model, probe, lambda batch: graph(tf.convert_to_tensor(batch)), \
+                threading.Lock()
         return model, probe, run, threading.Lock()
 
     _, _, run, lock = _remember(("taps", id(model), outputs_of), make)
