@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -84,8 +85,9 @@ def main(argv: list[str] | None = None) -> dict:
         "ablation_images": rows[0]["images"],
         "ablation": {row["ablated"]: row["dice"] for row in rows},
         "depth": unet_anatomy(model).depth,
+        "load_average": os.getloadavg()[0],
     }
-    print(f"{result['machine']}")
+    print(f"{result['machine']}, load average {result['load_average']:.1f}")
     print(f"activations of one {'x'.join(map(str, image.shape))} image ({len(maps)} tensors): "
           f"median {1000 * median_s:.0f} ms, worst {1000 * worst_s:.0f} ms, first call "
           f"{1000 * first_s:.0f} ms (builds the probe model)")
