@@ -50,7 +50,28 @@ def test_start_watch_the_curve_grow_and_stop(app_server, page):
     page.reload()
     wait_for_app(page)
     page.get_by_role("button", name="Stop").wait_for(timeout=30_000)
-    assert page.get_by_role("button", name="Stop").is_enabled()  # the live run reappeared
+    # The live run reappeared, and the reload kept ownership (the owner cookie; the URL
+    # holds only the run id).
+    assert page.get_by_role("button", name="Stop").is_enabled()
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    assert "unet_demo_owner" in cookies and cookies["unet_demo_owner"] not in page.url
+    # Another browser opens the same link: it watches read-only and cannot stop the run.
+    other = page.context.browser.new_context()
+    try:
+        watcher = other.new_page()
+        watcher.goto(page.url)
+        wait_for_app(watcher)
+        watcher.get_by_text("someone else's run (read-only)", exact=False).wait_for(
+            timeout=30_000)
+        stop = watcher.get_by_role("button", name="Stop", exact=True).all()
+        assert stop and all(button.is_disabled() for button in stop)
+        # The link carried the owner's settings too (the form shows what the run trains).
+        epochs = watcher.get_by_label("Epochs", exact=True).first.input_value()
+        assert epochs == "40", epochs
+        assert watcher.get_by_role("button", name="Start training").first.is_enabled()
+        save_screenshot(watcher, "train_watching_read_only")
+    finally:
+        other.close()
 
     page.wait_for_function(f"({CURVE_POINTS_JS})() >= 1", timeout=240_000)
     first = page.evaluate(CURVE_POINTS_JS)

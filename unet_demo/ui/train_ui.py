@@ -168,8 +168,9 @@ def settings_ui(disabled: bool):
     from unet_demo.ui.state import DEFAULT_DATASET, get_dataset, get_unet_config
 
     state = st.session_state
-    if not disabled:
-        restore_link("train", _apply_link)  # ?x=... from a shared link, once
+    # ?x=... from a shared link, once per session; also while this browser's run is busy
+    # (after a reload the fresh session would otherwise show, and link, the defaults).
+    restore_link("train", _apply_link)
     choices = dataset_choices()
     pinned = class_settings()
     if state.get(PREFIX + "dataset") not in choices:
