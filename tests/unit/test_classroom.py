@@ -113,3 +113,16 @@ def test_apply_caps_epochs_and_refuses_a_barred_variant():
     with pytest.raises(UNetDemoError, match="allows only the classic, attention U-Net variant"):
         apply_class_settings(barred, settings)
     assert apply_class_settings(barred, ClassSettings()) is barred
+
+
+def test_every_page_starts_on_the_class_default_dataset(tmp_path, monkeypatch):
+    from unet_demo.ui.state import DEFAULT_DATASET, get_dataset
+
+    assert get_dataset({}) == DEFAULT_DATASET
+    class_yaml = tmp_path / "class.yaml"
+    class_yaml.write_text("default_dataset: nuclei\n")
+    monkeypatch.setenv("UNET_DEMO_CLASS_FILE", str(class_yaml))
+    assert get_dataset({}) == "nuclei"  # Data, Augment, Build and Train read it this way
+    assert get_dataset({"dataset": "brain_tissue"}) == "brain_tissue"  # a choice wins
+    class_yaml.write_text("default_dataset: [not, a, name]\n")
+    assert get_dataset({}) == DEFAULT_DATASET  # a broken file: the app's own default

@@ -17,6 +17,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from unet_demo.config import AugmentConfig, UNetConfig
+from unet_demo.errors import UNetDemoError
 
 AUGMENT_CONFIG_KEY = "augment_config"
 """Session-state key of the chosen `AugmentConfig` (Augment page -> Train page)."""
@@ -78,15 +79,26 @@ def set_unet_config(cfg: UNetConfig, state: MutableMapping[str, Any] | None = No
     _session(state)[UNET_CONFIG_KEY] = cfg
 
 
-def get_dataset(state: MutableMapping[str, Any] | None = None, default: str = DEFAULT_DATASET) -> str:
+def get_dataset(state: MutableMapping[str, Any] | None = None, default: str | None = None) -> str:
     """The dataset name chosen on the Data page (or `default`).
 
     Args:
         state: a mapping to read (tests); default `st.session_state`.
-        default: returned when nothing was chosen yet.
+        default: returned when nothing was chosen yet; None means the class file's default
+            dataset (``UNET_DEMO_CLASS_FILE``) or, without one, `DEFAULT_DATASET`.
     """
     value = _session(state).get(DATASET_KEY)
-    return value if isinstance(value, str) and value else default
+    if isinstance(value, str) and value:
+        return value
+    if default is None:
+        from unet_demo.settings import class_file
+        from unet_demo.training.classroom import load_class_settings
+
+        try:
+            default = load_class_settings(class_file()).default_dataset or DEFAULT_DATASET
+        except UNetDemoError:
+            default = DEFAULT_DATASET
+    return default
 
 
 def set_dataset(name: str, state: MutableMapping[str, Any] | None = None) -> None:
