@@ -626,7 +626,7 @@ def live_panel(run_id: str) -> None:
     Args:
         run_id: the run to show.
     """
-    from unet_demo.training.jobs import get_job_manager
+    from unet_demo.training.jobs import get_job_manager, queue_wait_text
 
     manager = get_job_manager()
     run_dir = run_dir_of(run_id)
@@ -659,6 +659,10 @@ def live_panel(run_id: str) -> None:
         if queued:
             _queued_ui(manager, run_id)
         else:
+            if running:
+                view = manager.view(run_id)
+                if view is not None:
+                    st.caption(queue_wait_text(view))
             _render_live(live, run_dir, running)
         if mine and not queued and not running:
             pin_toggle(run_id)
