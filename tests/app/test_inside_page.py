@@ -132,3 +132,20 @@ def test_tiny_attention_run_shows_its_gates_and_every_level(monkeypatch, attenti
     assert len(gates) == 2
     assert all("coefficients" in c for c in gates)
     assert any("32×32×1" in c for c in _images(at) if c.startswith("model input"))
+
+
+def test_an_upload_is_prepared_like_the_model_was_trained(tmp_path):
+    import numpy as np
+
+    from tests.bad_files import png_bytes
+    from unet_demo.inference.registry import open_model
+    from unet_demo.ui.inside_ui import inside_input, inside_maps
+
+    handle = open_model("bundled:brain_skullstrip")
+    data = png_bytes(np.tile(np.arange(200, dtype=np.uint8), (150, 1)))
+    source = ("", "", 0, "ramp.png", data)
+    ready = inside_input("bundled:brain_skullstrip", handle.model_id, source)
+    assert ready["image"].shape == (128, 128, 1) and ready["truth"] is None
+    assert ready["label"] == "ramp.png" and 0.99 < float(ready["image"].max()) <= 1.0
+    maps = inside_maps("bundled:brain_skullstrip", handle.model_id, source)
+    assert maps["maps"]["output"].shape == (128, 128, 1)

@@ -238,3 +238,12 @@ def test_multiclass_loss_maps_use_the_softmax_losses():
                for m in maps.values())
     with pytest.raises(UNetDemoError, match="Loss maps exist"):
         loss_maps(start_probabilities(truth.shape, 4), truth, 4, ["bce"])
+
+
+def test_erf_of_a_softmax_output_traces_the_predicted_class():
+    from unet_demo.inference.activations import effective_receptive_field
+    from unet_demo.inference.registry import open_model
+
+    model = open_model("bundled:brain_tissue").shared.keras_model
+    gradient = effective_receptive_field(model, _skull_image(), "output")
+    assert gradient.shape == (128, 128) and gradient[64, 64] > 0

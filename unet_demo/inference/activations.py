@@ -465,6 +465,9 @@ def effective_receptive_field(model, image: np.ndarray, name: str,
                               frozen_statistics: bool = True) -> np.ndarray:
     """|d(sum over channels of tensor ``name`` at one position) / d input|, summed over channels.
 
+    For a softmax output (whose channels always sum to 1) the predicted class's probability at
+    that position is traced instead.
+
     The gradient (``tf.GradientTape``) says how much each input pixel moves that position's
     activation: where it is zero, the input pixel cannot influence it (outside the theoretical
     receptive field); inside, it is usually concentrated near the centre (Luo et al. 2016).
@@ -511,10 +514,14 @@ def effective_receptive_field(model, image: np.ndarray, name: str,
     _, probe, lock = _remember(("erf", id(model), name, bool(frozen_statistics)), make)
     row, col = tap_pixel(pixel, batch.shape[1:], _shape(layer.output))
     x = tf.convert_to_tensor(batch)
+    # Softmax outputs sum to 1 over the channels, so their sum has no gradient: trace the
+    # predicted class's probability there instead.
+    softmax = getattr(getattr(layer, "activation", None), "__name__", "") == "softmax"
     with lock, tf.GradientTape() as tape:
         tape.watch(x)
         out = probe(x, training=False)
-        target = tf.reduce_sum(out[0, row, col, :])
+        values = out[0, row, col, :]
+        target = tf.reduce_max(values) if softmax else tf.reduce_sum(values)
     gradient = tape.gradient(target, x)
     return np.abs(gradient.numpy()[0]).sum(axis=-1).astype(np.float32)
 
