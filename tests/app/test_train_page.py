@@ -25,6 +25,7 @@ from unet_demo.training.events import (
     Stopped,
     ValidationSnapshot,
     append_event,
+    read_events,
 )
 from unet_demo.training.jobs import valid_run_id
 from unet_demo.training.live import LiveRun, progress_text
@@ -537,3 +538,41 @@ def test_a_link_to_a_run_removed_to_save_space_says_so(runs_dir, monkeypatch):
     assert any(f"Run {old.name}" in str(i.value) and "was removed" in str(i.value)
                for i in at.info), _page_text(at)
     assert "train.run_id" not in at.session_state
+
+
+@pytest.mark.slow
+def test_the_owner_resumes_a_stopped_run_from_its_last_epoch(runs_dir):
+    from tests.unit.training_helpers import tiny_spec
+    from unet_demo.training import rundir
+    from unet_demo.training.jobs import get_job_manager, owner_key
+    from unet_demo.training.runner import run_training
+
+    run_dir = runs_dir / "20261202-080000-5t0pped"
+    done = {"epochs": 0}
+
+    def stop_in_epoch_two(event):
+        if isinstance(event, EpochEnd):
+            done["epochs"] = event.epoch
+
+    run_training(tiny_spec(epochs=3), run_dir, on_event=stop_in_epoch_two,
+                 should_stop=lambda: done["epochs"] >= 1)
+    assert rundir.load_run(run_dir).status == "stopped"
+    secret = "resuming-browser-secret-0123456789"
+    rundir.atomic_write_json(run_dir / rundir.JOB_FILE, {"owner": owner_key(secret)})
+    watcher = _app()
+    watcher.query_params["run"] = run_dir.name
+    watcher.run()
+    assert not any(b.key == "train.resume" for b in watcher.button)  # not the owner's page
+    at = _app()
+    at.session_state["owner.secret"] = secret
+    at.query_params["run"] = run_dir.name
+    at.run()
+    assert not at.exception, at.exception
+    at.button(key="train.resume").click().run()
+    assert not at.exception, at.exception
+    assert "Resuming run" in _page_text(at), _page_text(at)
+    assert get_job_manager().wait(run_dir.name, timeout=240)
+    assert rundir.load_run(run_dir).status == "finished"
+    assert [row["epoch"] for row in rundir.load_history(run_dir)] == [1, 2, 3]
+    started = [e for e in read_events(run_dir)[0] if isinstance(e, Started)]
+    assert [e.initial_epoch for e in started] == [0, 1]  # continued, not retrained

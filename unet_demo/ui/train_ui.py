@@ -495,6 +495,42 @@ def _stop_job(run_id: str) -> None:
         else ("info", f"Stopping run {run_id} after the current batch..."))
 
 
+def _resume_job(run_id: str) -> None:
+    """Resume button callback: queue the run again under its id (it continues from its
+    last complete epoch, with the settings in its config.json)."""
+    from unet_demo.training.jobs import JobsBusyError, get_job_manager, queue_wait_text
+    from unet_demo.training.rundir import CONFIG_FILE
+    from unet_demo.training.spec import RunSpec
+
+    state = st.session_state
+    try:
+        spec = RunSpec.from_json((run_dir_of(run_id) / CONFIG_FILE).read_text(encoding="utf-8"))
+        view = get_job_manager().submit(spec, owner=owner_secret(), run_id=run_id)
+    except (JobsBusyError, UNetDemoError, OSError) as error:
+        state[NOTICE_KEY] = ("warning", f"Not resumed: {error}")
+        return
+    attach(run_id)
+    state[NOTICE_KEY] = ("info", f"Resuming run {run_id}. {queue_wait_text(view)}")
+
+
+def _resume_ui(run_id: str) -> None:
+    """For the owner of a stopped, failed or interrupted run with a checkpoint: Resume."""
+    from unet_demo.training.rundir import STATE_FILE, load_run, read_json
+
+    try:
+        info = load_run(run_dir_of(run_id))
+    except UNetDemoError:
+        return
+    done = read_json(run_dir_of(run_id) / STATE_FILE)
+    if info.status not in ("stopped", "failed", "interrupted") or not done.get("checkpoint"):
+        return
+    epochs = int((info.spec.get("train") or {}).get("epochs", 0) or 0)
+    st.button(f"Resume from epoch {int(done.get('epoch', 0)) + 1}", key=PREFIX + "resume",
+              on_click=_resume_job, args=(run_id,), disabled=epochs <= int(done.get("epoch", 0)),
+              help="Queues this run again under the same id: it continues from its last "
+                   "complete epoch (weights and optimizer state), with the same settings.")
+
+
 def _mine(manager, run_id: str) -> bool:
     """Whether this browser (or this session's operator token) may stop the run."""
     try:
@@ -816,6 +852,8 @@ def train_page() -> None:
     _show_notice()
     if run_id:
         live_panel(run_id)
+        if mine and not running:
+            _resume_ui(run_id)
     queue_ui(run_id)
     runs_ui(run_id)
     operator_ui()
