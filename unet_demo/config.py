@@ -102,8 +102,17 @@ class UNetConfig(_FlatConfig):
         backbone: "pretrained" only: keras.applications encoder.
         encoder_weights: "imagenet" (from the local Keras cache if present) or "none".
         freeze_encoder: "pretrained" only: freeze the backbone's weights.
+        skip_connections: which encoder levels reach the decoder: "all" (the U-Net), "none"
+            (a plain encoder-decoder: each decoder level only upsamples the coarser tensor) or
+            a comma list of kept levels such as "0,2" (level 0 = full resolution). Classic,
+            attention, residual, lightweight and 3D variants; U-Net++ and the pretrained
+            encoder keep all their skips.
 
     Example:
+        >>> UNetConfig(depth=3, skip_connections="0,2").skip_levels()
+        (0, 2)
+        >>> UNetConfig(skip_connections="none").skip_levels()
+        ()
         >>> chapter8 = UNetConfig(depth=2, base_filters=64, normalization="none")
         >>> chapter8.level_filters()
         (64, 128, 256)
@@ -133,6 +142,7 @@ class UNetConfig(_FlatConfig):
     backbone: str = "mobilenetv2"
     encoder_weights: str = "imagenet"
     freeze_encoder: bool = False
+    skip_connections: str = "all"
 
     def __post_init__(self) -> None:
         _check_choice("variant", self.variant, VARIANTS)
@@ -156,6 +166,32 @@ class UNetConfig(_FlatConfig):
         _check_range("l2", self.l2, 0.0, 1.0)
         for name in ("input_height", "input_width", "input_depth"):
             _check_range(name, getattr(self, name), 1, 4096)
+        self.skip_levels()  # raises on a bad skip_connections value
+
+    def skip_levels(self) -> tuple[int, ...]:
+        """The encoder levels whose skip connection reaches the decoder (0 = full resolution)."""
+        value = str(self.skip_connections).strip().lower()
+        if value == "all":
+            return tuple(range(self.depth))
+        if value == "none":
+            levels: tuple[int, ...] = ()
+        else:
+            try:
+                levels = tuple(sorted({int(part) for part in value.split(",") if part.strip()}))
+            except ValueError:
+                levels = (-1,)
+            if not levels or min(levels) < 0 or max(levels) >= self.depth:
+                raise UNetDemoError(
+                    "skip_connections must be 'all', 'none' or a comma list of levels between 0 "
+                    f"and {self.depth - 1} (depth {self.depth}), e.g. '0,{self.depth - 1}'. "
+                    f"Received: {self.skip_connections!r}.")
+        if self.variant in ("unetpp", "pretrained"):
+            raise UNetDemoError(
+                f"skip_connections can only be 'all' for the {self.variant!r} variant (its "
+                "skips are its design). Received: "
+                f"{self.skip_connections!r}. Use 'classic', 'attention', 'residual' or "
+                "'lightweight' to switch skips off.")
+        return levels
 
     def level_filters(self) -> tuple[int, ...]:
         """Filters per level from the top (level 0) to the bottleneck (level `depth`)."""
@@ -173,6 +209,8 @@ class AugmentConfig(_FlatConfig):
     """Albumentations pipeline settings; each transform has a probability (0 = off).
 
     Geometric transforms move image and mask together; photometric ones touch the image only.
+    ``transform_mask=False`` reproduces a classic bug for the Lessons page: the image is
+    transformed and the original mask is kept, so flips and shifts teach the wrong labels.
 
     Example:
         >>> AugmentConfig(hflip_p=0.5).enabled()
@@ -209,6 +247,7 @@ class AugmentConfig(_FlatConfig):
     blur_limit: int = 5
     border_mode: str = "reflect"
     seed: int = 0
+    transform_mask: bool = True
 
     def __post_init__(self) -> None:
         _check_choice("border_mode", self.border_mode, AUGMENT_BORDER_MODES)
@@ -298,9 +337,17 @@ def losses_for(binary: bool) -> tuple[str, ...]:
 class TrainConfig(_FlatConfig):
     """How to train: loss, optimiser, schedule, epochs, stopping and seed.
 
+    ``workers`` (1-8) trains one run on that many data-parallel processes
+    (`unet_demo.training.distributed`, MultiWorkerMirroredStrategy). The rule: ``batch_size``
+    stays the global batch (each worker gets batch_size / workers images, so it must divide)
+    and ``learning_rate`` is unchanged, so N workers take the same steps as one worker (up to
+    float round-off; batch-Dice loss terms are averaged over the workers' slices).
+
     Example:
         >>> TrainConfig(loss="bce_dice", epochs=5).loss
         'bce_dice'
+        >>> TrainConfig(batch_size=8, workers=2).workers
+        2
     """
 
     loss: str = "bce_dice"
@@ -320,6 +367,7 @@ class TrainConfig(_FlatConfig):
     augment: bool = False
     seed: int = 42
     deterministic: bool = True
+    workers: int = 1
 
     def __post_init__(self) -> None:
         _check_choice("loss", self.loss, LOSSES)
@@ -329,3 +377,9 @@ class TrainConfig(_FlatConfig):
         _check_range("epochs", self.epochs, 1, 1000)
         _check_range("batch_size", self.batch_size, 1, 512)
         _check_range("early_stopping_patience", self.early_stopping_patience, 0, 1000)
+        _check_range("workers", self.workers, 1, 8)
+        if self.batch_size % self.workers:
+            raise UNetDemoError(
+                f"batch_size ({self.batch_size}) must be divisible by workers ({self.workers}): "
+                "the global batch is split evenly, each worker trains on batch_size / workers "
+                "images. Change the batch size or the worker count.")

@@ -183,9 +183,17 @@ def training_metrics(output_classes: int, label_count: int) -> list:
 
 
 def distribution_strategy():
-    """MirroredStrategy over several visible GPUs, otherwise TensorFlow's default strategy."""
+    """MultiWorkerMirroredStrategy when TF_CONFIG describes >1 workers, MirroredStrategy over
+    several visible GPUs, otherwise TensorFlow's default strategy."""
     import tensorflow as tf
 
+    from unet_demo.training import distributed
+
+    _, workers = distributed.cluster_task()
+    if workers > 1:  # the strategy first: it must exist before other TensorFlow ops run
+        strategy = distributed.multi_worker_strategy()
+        kind = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+        return strategy, f"{kind} x{workers} workers"
     gpus = tf.config.list_physical_devices("GPU")
     if len(gpus) > 1:
         return tf.distribute.MirroredStrategy(), f"GPU x{len(gpus)}"
@@ -269,6 +277,7 @@ class _Trainer:
         self.stopped_early = False
         self.wall_start = time.perf_counter()
         self.train_seconds = 0.0
+        self.agree_stop: Callable[[bool], bool] | None = None  # multi-worker: shared stop
 
     def emit(self, event: ev.Event) -> None:
         """Append ``event`` to events.jsonl and hand it to ``on_event``."""
@@ -324,8 +333,10 @@ class _Trainer:
         train = self.spec.train
         keras.utils.set_random_seed(train.seed)
         self.strategy, self.device = distribution_strategy()
-        on_cpu = self.device == "CPU"
+        on_cpu = self.device.split(" ")[0] == "CPU"
         xla = os.environ.get("UNET_DEMO_XLA", "1") == "1"
+        if self.device.endswith("workers"):  # XLA cannot compile the collective all-reduce
+            xla = False
         if train.deterministic and not (on_cpu and xla):
             # Keras turns XLA off under op determinism. On the CPU the XLA-compiled step is
             # itself deterministic (tests/unit/test_training.py checks identical histories), so
@@ -501,7 +512,10 @@ class _Trainer:
         self.emit(ev.BatchEnd(epoch=self.current_epoch, batch=batch,
                               num_batches=self.steps_per_epoch, loss=_to_float(logs.get("loss")),
                               images_per_sec=round(seen / max(seconds, 1e-9), 3), metrics=shown))
-        if self.should_stop is not None and self.should_stop():
+        stop = self.should_stop is not None and self.should_stop()
+        if self.agree_stop is not None:  # every worker stops after the same batch
+            stop = self.agree_stop(stop)
+        if stop:
             self.stopped_at = (self.current_epoch, batch)
             self.model.stop_training = True
             raise StopRequested()
@@ -792,6 +806,14 @@ def run_training(
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    from unet_demo.training import distributed
+
+    if distributed.in_multi_worker_cluster():  # one worker of a TF_CONFIG cluster
+        return distributed.train_worker(spec, run_dir, should_stop=should_stop,
+                                        on_event=on_event, resume=resume)
+    if spec.train.workers > 1:  # start the workers on this machine
+        return distributed.run_local(spec, run_dir, should_stop=should_stop,
+                                     on_event=on_event, resume=resume)
     trainer = _Trainer(spec, run_dir, should_stop, on_event)
     try:
         return trainer.run(resume)
