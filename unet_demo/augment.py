@@ -301,6 +301,8 @@ def make_augment_fn(cfg: AugmentConfig) -> Callable[[np.ndarray, np.ndarray, int
         if compose is None:
             compose = local.compose = copy.deepcopy(template)
         compose.set_random_seed(int(seed))
+        if not cfg.transform_mask:  # the image-only bug, on purpose (Lessons page)
+            return augment_image_only(compose, image), mask
         return augment_pair(compose, image, mask)
 
     return augment

@@ -48,6 +48,8 @@ TRAIN_CASES = [
     ("lightweight-d4-64px", _tiny(variant="lightweight", depth=4, input_height=64,
                                   input_width=64)),
     ("unet3d-d2", _tiny(variant="unet3d", input_depth=16, input_height=32, input_width=32)),
+    ("classic-d3-no-skips", _tiny(depth=3, skip_connections="none")),
+    ("attention-d3-skips-0-2", _tiny(variant="attention", depth=3, skip_connections="0,2")),
     ("pretrained-mobilenetv2", _tiny(variant="pretrained", depth=5, encoder_weights="none",
                                      freeze_encoder=True)),
 ]

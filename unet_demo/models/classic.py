@@ -44,6 +44,12 @@ def build_encoder_decoder(
         separable: depthwise separable convolutions inside blocks.
         gate: optional function (skip, gating, cfg, prefix, dims=) -> gated skip (attention).
         name: model name.
+
+    Example:
+        >>> plain = build_encoder_decoder(UNetConfig(input_height=32, input_width=32, depth=2,
+        ...                                          skip_connections="none"))
+        >>> [layer.name for layer in plain.layers if "concat" in layer.name]
+        []
     """
     filters = cfg.level_filters()
     inputs = keras.Input(shape=input_shape(cfg), name="image")
@@ -60,9 +66,10 @@ def build_encoder_decoder(
         x, filters[cfg.depth], cfg, "bottleneck",
         dims=dims, separable=separable, dropout=wants_dropout(cfg, "bottleneck"),
     )
+    kept = set(cfg.skip_levels())  # skip_connections="none": a plain encoder-decoder
     for level in reversed(range(cfg.depth)):
-        skip = skips[level]
-        if gate is not None:
+        skip = skips[level] if level in kept else None
+        if gate is not None and skip is not None:
             skip = gate(skip, x, cfg, f"attn{level}", dims=dims)
         x = up_concat(x, skip, filters[level], cfg, f"dec{level}", dims=dims)
         x = block(

@@ -270,7 +270,7 @@ def _levels(cfg: UNetConfig, model) -> tuple[LevelShape, ...]:
         side = tuple(s // 2**level for s in spatial)
         encoder: tuple[int, ...] | None = (*side, filters[level])
         decoder: tuple[int, ...] | None = (*side, filters[level])
-        skip = skip_kind
+        skip = skip_kind if level in cfg.skip_levels() or level == cfg.depth else "none"
         if cfg.variant == "pretrained":
             spec = BACKBONES[cfg.backbone]
             name = spec.bottleneck_layer if level == cfg.depth else spec.skip_layers[level]
