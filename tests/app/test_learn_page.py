@@ -40,8 +40,9 @@ def test_page_runs_and_shows_every_part(app):
         assert f"{number}. {section.title}" in titles
     # run without the home page, the try-it links fall back to captions naming the page
     try_it = [c.value for c in app.caption if c.value.startswith("Try it:")]
-    assert len(try_it) == len(learn.SECTIONS) + len(learn.INSIDE_LINKS)
+    assert len(try_it) == len(learn.SECTIONS) + len(learn.INSIDE_LINKS) + len(learn.LESSON_LINKS)
     assert sum("(Inside page)" in text for text in try_it) == len(learn.INSIDE_LINKS)
+    assert sum("(Lessons page)" in text for text in try_it) == len(learn.LESSON_LINKS)
     assert len(app.radio) == TOTAL
     assert all(r.value is None for r in app.radio), "no answer may be preselected"
     assert score_text(app) == f"0 / {TOTAL}"
@@ -121,7 +122,7 @@ def test_try_it_links_resolve_inside_the_app():
     at.switch_page("pages/7_Learn.py").run()
     assert not at.exception, at.exception
     links = at.get("page_link")
-    assert len(links) == len(learn.SECTIONS) + len(learn.INSIDE_LINKS)
+    assert len(links) == len(learn.SECTIONS) + len(learn.INSIDE_LINKS) + len(learn.LESSON_LINKS)
     assert not [c for c in at.caption if c.value.startswith("Try it:")]
 
 

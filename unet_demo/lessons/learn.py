@@ -60,6 +60,23 @@ INSIDE_LINKS: dict[str, str] = {
 }
 """Second links, to the Inside page, by section key."""
 
+LESSONS_PAGE = "pages/9_Lessons.py"
+LESSON_LINKS: dict[str, tuple[str, str]] = {
+    "architecture": ("skip_connections", "Replay recorded runs with and without skip "
+                     "connections, at depths 1-4, with each up-sampling and normalisation"),
+    "input-size": ("input_size", "Replay a 64 px and a 128 px run: the Dice and the time"),
+    "losses": ("loss_imbalance", "Replay BCE, Dice, BCE + Dice, focal and Tversky on small "
+               "lesions"),
+    "augmentation": ("augmentation", "Replay ten-image runs with and without augmentation, and "
+                     "the image-only bug"),
+    "training": ("learning_rate", "Replay a learning rate that is too low, a good one and one "
+                 "too high"),
+    "fitting": ("regularisation", "Replay dropout and L2 against none, and 8 vs 32 vs 64 "
+                "training slices"),
+    "variants": ("variants", "Replay classic, attention, residual and U-Net++ side by side"),
+}
+"""Third links, to a recorded experiment on the Lessons page (``?lesson=<key>``)."""
+
 
 # --------------------------------------------------------------------------- records
 

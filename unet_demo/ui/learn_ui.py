@@ -90,7 +90,7 @@ def learn_page() -> None:
         quiz_ui()
 
 
-def try_it_link(page: str, label: str) -> None:
+def try_it_link(page: str, label: str, query: dict[str, str] | None = None) -> None:
     """Link to the page where a concept can be tried.
 
     Falls back to a caption when the page is not registered, which happens when this page
@@ -99,14 +99,16 @@ def try_it_link(page: str, label: str) -> None:
     Args:
         page: page file relative to the repository root, e.g. "pages/3_Build.py".
         label: link text.
+        query: optional query parameters of the link, e.g. ``{"lesson": "depth"}``.
 
     Example:
         >>> try_it_link("pages/3_Build.py", "Build a model")  # doctest: +SKIP
     """
     try:
-        st.page_link(page, label=label, icon=":material/science:")
+        st.page_link(page, label=label, icon=":material/science:", query_params=query)
     except StreamlitPageNotFoundError:
-        name = "Inside" if page == learn.INSIDE_PAGE else learn.TRY_IT_PAGES.get(page, page)
+        name = {learn.INSIDE_PAGE: "Inside", learn.LESSONS_PAGE: "Lessons"}.get(
+            page, learn.TRY_IT_PAGES.get(page, page))
         st.caption(f"Try it: {label} ({name} page)")
 
 
@@ -125,6 +127,9 @@ def concepts_ui() -> None:
             try_it_link(section.try_it, section.try_it_label)
             if section.key in learn.INSIDE_LINKS:
                 try_it_link(learn.INSIDE_PAGE, learn.INSIDE_LINKS[section.key])
+            if section.key in learn.LESSON_LINKS:
+                lesson, label = learn.LESSON_LINKS[section.key]
+                try_it_link(learn.LESSONS_PAGE, label, {"lesson": lesson})
 
 
 def glossary_ui() -> None:

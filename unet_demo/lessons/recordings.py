@@ -1,0 +1,217 @@
+"""Recorded lesson runs: write a finished run compactly into ``lessons/``, and read it back.
+
+A recorded run is a folder ``lessons/<experiment>/<run>/`` with
+
+* ``spec.json``: the catalogue's `RunSpec` the run trained (what "Run it live" trains again);
+* ``events.jsonl``: the run's events without the per-batch ones (Started, EpochEnd,
+  Finished): the curves;
+* ``metrics.json``: the engine's final train/val/test scores and timings;
+* ``environment.json``: machine, packages, XLA, seed;
+* ``snapshots.npz``: the fixed validation images and masks once, and for every epoch the
+  foreground probability (uint8) and labels the model gave them.
+
+Reading never imports TensorFlow, so the Lessons page replays a recording at once.
+
+Example:
+    >>> from unet_demo.lessons.catalogue import get_experiment
+    >>> recording = load_experiment(get_experiment("skip_connections"))  # doctest: +SKIP
+    >>> recording.runs["none"].test_dice  # doctest: +SKIP
+    0.87
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unet_demo.errors import UNetDemoError
+from unet_demo.lessons.catalogue import Experiment
+from unet_demo.settings import REPO_ROOT
+from unet_demo.training import events as ev
+from unet_demo.training.spec import RunSpec
+
+SPEC_FILE = "spec.json"
+EVENTS_FILE = "events.jsonl"
+METRICS_FILE = "metrics.json"
+ENVIRONMENT_FILE = "environment.json"
+SNAPSHOTS_FILE = "snapshots.npz"
+RUN_FILES = (SPEC_FILE, EVENTS_FILE, METRICS_FILE, ENVIRONMENT_FILE, SNAPSHOTS_FILE)
+MAX_TOTAL_BYTES = 8 * 1024 * 1024
+"""All recordings together stay under 8 MB (a test checks it)."""
+_KEPT_EVENTS = ("Started", "EpochEnd", "Finished")
+
+
+def lessons_dir() -> Path:
+    """Folder of the recordings (``UNET_DEMO_LESSONS_DIR``, default ``./lessons``)."""
+    return Path(os.environ.get("UNET_DEMO_LESSONS_DIR", REPO_ROOT / "lessons"))
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecording:
+    """One recorded run, read back.
+
+    Attributes:
+        key: the run's key in the catalogue.
+        spec: the RunSpec it trained.
+        history: one dict per epoch (epoch, loss, val_loss, dice, val_dice, ..., seconds).
+        metrics: metrics.json (``test``, ``train``, ``val``, ``train_seconds``, ...).
+        environment: environment.json.
+        epochs: epochs that have a snapshot, ascending.
+        images, masks: (N, H, W) uint8 validation images and their true masks.
+        probability, labels: (E, N, H, W) uint8 per snapshot epoch.
+    """
+
+    key: str
+    spec: RunSpec
+    history: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    environment: dict[str, Any]
+    epochs: tuple[int, ...]
+    images: np.ndarray
+    masks: np.ndarray
+    probability: np.ndarray
+    labels: np.ndarray
+
+    @property
+    def test_dice(self) -> float:
+        """Mean test Dice of the final model (NaN when the test split could not be scored)."""
+        return float(self.metrics.get("test", {}).get("dice", math.nan))
+
+    @property
+    def gap(self) -> float:
+        """Training Dice minus validation Dice at the last epoch (how much was memorised)."""
+        last = self.history[-1] if self.history else {}
+        return float(last.get("dice", math.nan)) - float(last.get("val_dice", math.nan))
+
+    @property
+    def train_seconds(self) -> float:
+        """Seconds spent in ``model.fit`` (on the recording machine)."""
+        return float(self.metrics.get("train_seconds", math.nan))
+
+    def measure(self, name: str) -> float:
+        """The value of a catalogue measure ("test_dice", "gap", "train_seconds")."""
+        if name not in ("test_dice", "gap", "train_seconds"):
+            raise UNetDemoError(f"Unknown measure {name!r}.")
+        return float(getattr(self, name))
+
+    def frame(self, epoch: int) -> int:
+        """Index into ``epochs`` of the last snapshot at or before ``epoch`` (0 if none)."""
+        index = int(np.searchsorted(np.asarray(self.epochs), epoch, side="right")) - 1
+        return max(0, min(index, len(self.epochs) - 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentRecording:
+    """The recorded runs of one experiment (``missing`` lists runs not recorded yet)."""
+
+    experiment: Experiment
+    runs: dict[str, RunRecording]
+    missing: tuple[str, ...]
+
+    @property
+    def complete(self) -> bool:
+        """True when every run of the experiment is recorded."""
+        return not self.missing
+
+
+def run_folder(experiment_key: str, run_key: str, root: Path | None = None) -> Path:
+    """``lessons/<experiment>/<run>``."""
+    return (root or lessons_dir()) / experiment_key / run_key
+
+
+def compact_run(run_dir: str | Path, dest: str | Path, spec: RunSpec) -> Path:
+    """Copy the parts of a finished training run that a replay needs into ``dest``.
+
+    Args:
+        run_dir: a finished run directory written by `run_training`.
+        dest: the recording folder (replaced).
+        spec: the catalogue's spec the run trained (stored as spec.json).
+    """
+    run_dir, dest = Path(run_dir), Path(dest)
+    metrics_path = run_dir / "metrics.json"
+    if not metrics_path.is_file():
+        raise UNetDemoError(f"{run_dir} has no metrics.json: the run did not finish.")
+    events, _ = ev.read_events(run_dir)
+    lines = [ev.event_to_json(e) for e in events if type(e).__name__ in _KEPT_EVENTS]
+    snapshots = sorted((run_dir / "snapshots").glob("epoch_*.npz"))
+    if not snapshots:
+        raise UNetDemoError(f"{run_dir} has no validation snapshots.")
+    epochs, probability, labels = [], [], []
+    for path in snapshots:
+        with np.load(path) as data:
+            epochs.append(int(path.stem.split("_")[1]))
+            probability.append(np.asarray(data["probability"], np.uint8))
+            labels.append(np.asarray(data["labels"], np.uint8))
+            images = np.asarray(data["images"], np.uint8)[..., 0]
+            masks = np.asarray(data["masks"], np.uint8)
+            ids = np.asarray(data["ids"])
+    tmp = dest.with_name(f".tmp-{dest.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    (tmp / SPEC_FILE).write_text(spec.to_json() + "\n", encoding="utf-8")
+    (tmp / EVENTS_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    shutil.copyfile(metrics_path, tmp / METRICS_FILE)
+    environment = json.loads((run_dir / "environment.json").read_text(encoding="utf-8"))
+    environment.pop("argv", None)
+    (tmp / ENVIRONMENT_FILE).write_text(json.dumps(environment, indent=2, sort_keys=True) + "\n",
+                                        encoding="utf-8")
+    with open(tmp / SNAPSHOTS_FILE, "wb") as handle:
+        np.savez_compressed(handle, epochs=np.asarray(epochs, np.int16), images=images,
+                            masks=masks, ids=ids, probability=np.stack(probability),
+                            labels=np.stack(labels))
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+    return dest
+
+
+def load_run(folder: str | Path, key: str = "") -> RunRecording:
+    """Read one recorded run folder.
+
+    Raises:
+        UNetDemoError: a file is missing or unreadable (the message names it).
+    """
+    folder = Path(folder)
+    missing = [name for name in RUN_FILES if not (folder / name).is_file()]
+    if missing:
+        raise UNetDemoError(f"Recording {folder} lacks {missing}; record it again with "
+                            "scripts/record_lessons.py.")
+    spec = RunSpec.from_json((folder / SPEC_FILE).read_text(encoding="utf-8"))
+    history = []
+    for line in (folder / EVENTS_FILE).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            event = ev.event_from_json(line)
+            if isinstance(event, ev.EpochEnd):
+                history.append({"epoch": event.epoch, **event.metrics})
+    metrics = json.loads((folder / METRICS_FILE).read_text(encoding="utf-8"))
+    environment = json.loads((folder / ENVIRONMENT_FILE).read_text(encoding="utf-8"))
+    with np.load(folder / SNAPSHOTS_FILE) as data:
+        arrays = {name: np.asarray(data[name]) for name in
+                  ("epochs", "images", "masks", "probability", "labels")}
+    return RunRecording(key or folder.name, spec, history, metrics, environment,
+                        tuple(int(e) for e in arrays["epochs"]), arrays["images"],
+                        arrays["masks"], arrays["probability"], arrays["labels"])
+
+
+def load_experiment(experiment: Experiment, root: Path | None = None) -> ExperimentRecording:
+    """Every recorded run of ``experiment`` (runs not recorded yet are listed as missing)."""
+    runs, missing = {}, []
+    for run in experiment.runs:
+        folder = run_folder(experiment.key, run.key, root)
+        if (folder / METRICS_FILE).is_file():
+            runs[run.key] = load_run(folder, run.key)
+        else:
+            missing.append(run.key)
+    return ExperimentRecording(experiment, runs, tuple(missing))
+
+
+def recordings_size(root: Path | None = None) -> int:
+    """Bytes of every file under the lessons folder."""
+    base = root or lessons_dir()
+    return sum(path.stat().st_size for path in base.rglob("*") if path.is_file())
