@@ -5,6 +5,12 @@ channel count and intensity statistics. A model only knows the kind of images it
 upload that looks very different (much brighter, another size, colour instead of grey) gets a
 warning: the prediction may be meaningless even if it looks confident.
 
+Those checks see brightness, not content. `FeatureDetector` (below) looks at the model's own
+encoder features: a Mahalanobis distance to the training images' pooled features, with a
+threshold set on the validation images, stored as ood_features.npz beside each model.keras
+(bundled models: `scripts/fit_ood.py`; runs: fitted when training ends). docs/ood.md has the
+cross-domain figures.
+
 Example:
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
@@ -18,7 +24,11 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -245,3 +255,334 @@ def _sample(values: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndar
     if values.size <= limit:
         return values
     return values[rng.choice(values.size, size=limit, replace=False)]
+
+
+# ------------------------------------------------------------------ feature-space detector
+#
+# The image statistics above catch a wrong size or brightness, not a wrong *kind* of image: a CT
+# slice normalised to [0, 1] has a plausible mean and contrast for a brain-MRI model. The detector
+# below looks at what the model itself sees. Every encoder level and the bottleneck of the U-Net
+# are pooled per channel (spatial mean and standard deviation), giving one feature vector per
+# image; their distribution over the training images is summarised by a mean and a shrunk
+# covariance, and an image's Mahalanobis distance to it is its OOD distance. The warning
+# threshold is the 99th percentile of the validation images' distances, raised to the largest
+# training distance when that is higher (nothing the model learnt from is "unlike" it).
+
+FEATURE_FILE = "ood_features.npz"
+"""The fitted feature statistics, stored next to a model's model.keras (bundled or a run)."""
+SHRINKAGE = 0.1
+"""Covariance shrinkage towards a scaled identity (few images, hundreds of feature dimensions)."""
+THRESHOLD_PERCENTILE = 99.0
+MAX_FIT_IMAGES = 300
+"""Training images kept in the statistics (an evenly spaced subset beyond it): file size, time."""
+VERDICT_OK = "This image looks like the images the model was trained on."
+VERDICT_OOD = ("This looks unlike anything the model was trained on: expect nonsense. "
+               "Whatever the mask shows, do not trust it.")
+
+_PROBES: dict[int, tuple[Any, Any, Any]] = {}
+_PROBES_LOCK = threading.Lock()
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureDetector:
+    """A model's training-feature statistics and warning threshold.
+
+    Attributes:
+        layers: layer names whose outputs are pooled (encoder levels and bottleneck).
+        train_features: (N, D) pooled features of the training images (stored as float16).
+        threshold: Mahalanobis distance above which an image is flagged.
+        info: how it was fitted (image counts, validation percentile, training maximum).
+    """
+
+    layers: tuple[str, ...]
+    train_features: np.ndarray
+    threshold: float
+    info: dict[str, Any]
+
+    @functools.cached_property
+    def _moments(self) -> tuple[np.ndarray, np.ndarray]:
+        return _mean_and_precision(self.train_features, float(self.info.get("shrinkage",
+                                                                           SHRINKAGE)))
+
+    def distances(self, features: np.ndarray) -> np.ndarray:
+        """Mahalanobis distances of (N, D) pooled features to the training distribution."""
+        mean, precision = self._moments
+        centred = np.asarray(features, np.float64) - mean
+        return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", centred, precision, centred), 0.0))
+
+
+@dataclasses.dataclass(frozen=True)
+class OODScore:
+    """The feature-space verdict on one image.
+
+    Attributes:
+        score: distance divided by the threshold: below 1 in distribution, above 1 flagged.
+        distance: Mahalanobis distance of the image's features.
+        threshold: the model's warning threshold.
+        flagged: score > 1.
+        verdict: one plain sentence for the page and the CLI.
+    """
+
+    score: float
+    distance: float
+    threshold: float
+    flagged: bool
+    verdict: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (`predict --json` carries it)."""
+        return {"score": round(self.score, 4), "distance": round(self.distance, 4),
+                "threshold": round(self.threshold, 4), "flagged": self.flagged,
+                "verdict": self.verdict}
+
+
+def feature_layers(model: Any) -> tuple[str, ...]:
+    """Layers whose outputs describe an image to the detector: encoder levels and bottleneck.
+
+    U-Nets of this app are read by their layer names (`unet_demo.inference.activations`);
+    other wiring (U-Net++, pretrained encoders) falls back to the features the output head reads.
+
+    Example:
+        >>> from unet_demo.inference.registry import open_model
+        >>> feature_layers(open_model("bundled:nuclei").shared.keras_model)
+        ('enc0_act2', 'enc1_act2', 'enc2_act2', 'bottleneck_act2')
+    """
+    from unet_demo.inference.activations import unet_anatomy
+
+    try:
+        anatomy = unet_anatomy(model)
+        return tuple(t.name for t in anatomy.taps if t.role in ("encoder", "bottleneck"))
+    except UNetDemoError:
+        pass
+    for layer in model.layers:
+        if layer.name == "output":
+            producer = getattr(layer.input, "_keras_history", None)
+            if producer is not None:
+                return (producer[0].name,)
+    return (model.layers[-2].name,)
+
+
+def pooled_features(model: Any, images: np.ndarray, layers: tuple[str, ...] | None = None,
+                    batch_size: int = 16) -> np.ndarray:
+    """(N, D) features: per-channel spatial mean and standard deviation of each layer's output.
+
+    Args:
+        model: the Keras model.
+        images: model-ready float32 (N, H, W, C) (the output of `prepare_image`).
+        layers: layer names (default `feature_layers(model)`).
+        batch_size: images per forward pass.
+
+    Example:
+        >>> from unet_demo.inference.registry import open_model
+        >>> model = open_model("bundled:nuclei").shared.keras_model
+        >>> pooled_features(model, np.zeros((2, 128, 128, 1), np.float32)).shape
+        (2, 480)
+    """
+    batch = np.asarray(images, np.float32)
+    if batch.ndim == 3:
+        batch = batch[None]
+    want = tuple(model.input_shape)[1:]
+    if batch.ndim != 4 or tuple(batch.shape[1:]) != tuple(want):
+        raise UNetDemoError(f"The detector needs model-ready images of shape {want}. "
+                            f"Received: shape {np.shape(images)}.")
+    run, lock = _probe(model, tuple(layers or feature_layers(model)))
+    parts = []
+    for start in range(0, len(batch), batch_size):
+        with lock:
+            outputs = run(batch[start:start + batch_size])
+        pooled = []
+        for output in outputs:
+            array = np.asarray(output, np.float32)
+            axes = tuple(range(1, array.ndim - 1))
+            pooled += [array.mean(axis=axes), array.std(axis=axes)]
+        parts.append(np.concatenate(pooled, axis=1))
+    return np.concatenate(parts, axis=0) if parts else np.zeros((0, 0), np.float32)
+
+
+def fit_feature_detector(model: Any, train_images: np.ndarray, val_images: np.ndarray | None,
+                         percentile: float = THRESHOLD_PERCENTILE) -> FeatureDetector:
+    """Fit the detector on model-ready training images; set the threshold from validation.
+
+    Args:
+        model: the trained Keras model.
+        train_images: model-ready (N, H, W, C) training images (what the model learnt from).
+        val_images: model-ready validation images (None or empty: the training maximum only).
+        percentile: validation percentile that sets the threshold (95-99 is sensible).
+
+    Example:
+        >>> from unet_demo.config import DataConfig
+        >>> from unet_demo.data.sources import prepare_split
+        >>> from unet_demo.inference.registry import open_model
+        >>> model = open_model("bundled:nuclei").shared.keras_model
+        >>> cfg = DataConfig(dataset="nuclei", image_size=128)
+        >>> train, val = (prepare_split(cfg, s)[0] for s in ("train", "val"))
+        >>> detector = fit_feature_detector(model, train[:40], val)
+        >>> detector.train_features.shape, detector.threshold > 0
+        ((40, 480), True)
+    """
+    if train_images is None or len(train_images) < 2:
+        raise UNetDemoError("The OOD detector needs at least two training images.")
+    layers = feature_layers(model)
+    if len(train_images) > MAX_FIT_IMAGES:
+        keep = np.linspace(0, len(train_images) - 1, MAX_FIT_IMAGES).round().astype(int)
+        train_images = np.asarray(train_images)[keep]
+    # Stored as float16; fit on the rounded values so the threshold matches what is loaded.
+    train = pooled_features(model, train_images, layers).astype(np.float16)
+    provisional = FeatureDetector(layers, train, 1.0, {"shrinkage": SHRINKAGE})
+    train_distances = provisional.distances(train.astype(np.float32))
+    info: dict[str, Any] = {
+        "method": "Mahalanobis distance of per-channel mean/std pooled encoder features",
+        "shrinkage": SHRINKAGE, "num_train": int(len(train)), "num_val": 0,
+        "percentile": float(percentile), "train_max": float(train_distances.max()),
+    }
+    threshold = float(train_distances.max())
+    if val_images is not None and len(val_images):
+        val_distances = provisional.distances(pooled_features(model, val_images, layers))
+        info["num_val"] = int(len(val_distances))
+        info["val_percentile_distance"] = float(np.percentile(val_distances, percentile))
+        threshold = max(threshold, info["val_percentile_distance"])
+    return FeatureDetector(layers, train, threshold, info)
+
+
+def score_features(detector: FeatureDetector, features: np.ndarray) -> list[OODScore]:
+    """Scores for (N, D) pooled features (see `OODScore`)."""
+    scores = []
+    for distance in detector.distances(features):
+        score = float(distance) / max(detector.threshold, 1e-12)
+        scores.append(OODScore(score, float(distance), detector.threshold, score > 1.0,
+                               VERDICT_OOD if score > 1.0 else VERDICT_OK))
+    return scores
+
+
+def feature_score(model: Any, model_input: np.ndarray,
+                  detector: FeatureDetector | None) -> OODScore | None:
+    """The feature-space score of one model-ready image; None without a fitted detector.
+
+    Args:
+        model: the Keras model (``handle.shared.keras_model``).
+        model_input: (H, W, C) image as the model sees it (`SegmentResult.model_input`).
+        detector: the model's detector (`load_feature_detector`), or None.
+
+    Example:
+        >>> from pydicom.data import get_testdata_file
+        >>> from unet_demo.data.readers import read_image_file
+        >>> from unet_demo.inference.registry import open_model
+        >>> from unet_demo.inference.segment import SegmentOptions, segment_loaded
+        >>> handle = open_model("bundled:brain_skullstrip")
+        >>> ct = read_image_file(get_testdata_file("CT_small.dcm"))  # a CT slice of the spine
+        >>> result = segment_loaded(ct, handle, SegmentOptions())
+        >>> score = feature_score(handle.shared.keras_model, result.model_input,
+        ...                       load_feature_detector(handle.source))
+        >>> score.flagged, score.verdict == VERDICT_OOD
+        (True, True)
+    """
+    if detector is None:
+        return None
+    features = pooled_features(model, np.asarray(model_input, np.float32)[None],
+                               detector.layers)
+    return score_features(detector, features)[0]
+
+
+def save_feature_detector(detector: FeatureDetector, folder: str | Path) -> Path:
+    """Write `FEATURE_FILE` into a model folder (float16 features, compressed) and return it.
+
+    Example:
+        >>> import tempfile
+        >>> d = FeatureDetector(("a",), np.eye(3, dtype=np.float16), 2.0, {"num_train": 3})
+        >>> loaded = load_feature_detector(save_feature_detector(d, tempfile.mkdtemp()).parent)
+        >>> loaded.layers, loaded.threshold, loaded.train_features.shape
+        (('a',), 2.0, (3, 3))
+    """
+    path = Path(folder) / FEATURE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(".tmp-" + FEATURE_FILE)
+    with open(tmp, "wb") as handle:
+        np.savez_compressed(
+            handle, train_features=np.asarray(detector.train_features, np.float16),
+            threshold=np.float64(detector.threshold), layers=np.array(detector.layers),
+            info=np.array(json.dumps(detector.info, sort_keys=True)))
+    os.replace(tmp, path)
+    return path
+
+
+def load_feature_detector(folder: str | Path) -> FeatureDetector | None:
+    """The detector stored in a model folder; None when it has none (older runs).
+
+    A damaged file raises `UNetDemoError` saying how to re-create it.
+    """
+    path = Path(folder) / FEATURE_FILE
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return FeatureDetector(
+                layers=tuple(str(v) for v in data["layers"].tolist()),
+                train_features=np.asarray(data["train_features"]),
+                threshold=float(data["threshold"]),
+                info=json.loads(str(data["info"])),
+            )
+    except (OSError, ValueError, KeyError) as error:
+        raise UNetDemoError(f"Could not read the OOD statistics {path}: {error}. Re-create them "
+                            "with `python scripts/fit_ood.py` (bundled models).") from None
+
+
+def fit_run_detector(model: Any, train_images: np.ndarray, val_images: np.ndarray,
+                     folder: str | Path) -> Path | None:
+    """Fit and store the detector of a finished run; None (and nothing written) when it fails.
+
+    Called by the training runner after model.keras is saved, so the Segment page checks
+    uploads against runs trained in the app too. A failure never fails the run.
+    """
+    try:
+        return save_feature_detector(fit_feature_detector(model, train_images, val_images),
+                                     folder)
+    except (UNetDemoError, ValueError, np.linalg.LinAlgError, OSError):
+        return None
+
+
+def auroc(in_scores: np.ndarray, out_scores: np.ndarray) -> float:
+    """Area under the ROC curve for "out scores higher than in scores" (ties count half).
+
+    Example:
+        >>> auroc([0.1, 0.2, 0.3], [0.25, 0.9]), auroc([1, 2], [0, 1])
+        (0.8333333333333334, 0.125)
+    """
+    inside = np.asarray(in_scores, np.float64).ravel()
+    outside = np.asarray(out_scores, np.float64).ravel()
+    if not inside.size or not outside.size:
+        raise UNetDemoError("AUROC needs at least one in-distribution and one OOD score.")
+    greater = (outside[:, None] > inside[None, :]).mean()
+    ties = (outside[:, None] == inside[None, :]).mean()
+    return float(greater + 0.5 * ties)
+
+
+def _mean_and_precision(features: np.ndarray, shrinkage: float) -> tuple[np.ndarray, np.ndarray]:
+    data = np.asarray(features, np.float64)
+    mean = data.mean(axis=0)
+    centred = data - mean
+    covariance = centred.T @ centred / max(1, len(data))
+    scale = float(np.trace(covariance)) / max(1, covariance.shape[0]) or 1.0
+    covariance = (1.0 - shrinkage) * covariance + shrinkage * scale * np.eye(len(covariance))
+    return mean, np.linalg.pinv(covariance, hermitian=True)
+
+
+def _probe(model: Any, layers: tuple[str, ...]) -> tuple[Any, Any]:
+    """(batch -> list of layer outputs, lock), one probe model per model and layer set."""
+    key = hash((id(model), layers))
+    with _PROBES_LOCK:
+        cached = _PROBES.get(key)
+        if cached is None or cached[0] is not model:
+            import keras
+
+            probe = keras.Model(model.inputs[0], [model.get_layer(n).output for n in layers],
+                                name=f"{model.name}_ood_probe")
+
+            def run(batch: np.ndarray) -> list[Any]:
+                result = probe(batch, training=False)
+                return list(result) if isinstance(result, list | tuple) else [result]
+
+            if len(_PROBES) >= 16:
+                _PROBES.pop(next(iter(_PROBES)))
+            cached = (model, run, threading.Lock())
+            _PROBES[key] = cached
+        return cached[1], cached[2]

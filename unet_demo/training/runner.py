@@ -47,6 +47,7 @@ import numpy as np
 from unet_demo.config import UNetConfig
 from unet_demo.data import sources
 from unet_demo.errors import UNetDemoError
+from unet_demo.inference import ood
 from unet_demo.inference.labels import foreground_probability, labels_from_probabilities
 from unet_demo.training import events as ev
 from unet_demo.training import housekeeping, rundir
@@ -607,7 +608,11 @@ class _Trainer:
         if self.stopped_at is not None:
             return self.finish_stopped()
         final_epoch = self.restore_best()
-        test_mean, test_count = self.score_test(self.save_model())
+        final_model = self.save_model()
+        # Feature-space OOD statistics next to model.keras (never fails the run).
+        ood.fit_run_detector(final_model, self.data.train_images, self.data.val_images,
+                             self.run_dir)
+        test_mean, test_count = self.score_test(final_model)
         metrics = self.write_metrics(final_epoch, test_mean, test_count)
         rundir.atomic_write_text(self.run_dir / rundir.MODEL_CARD_FILE,
                                  model_card_text(self.spec, metrics, self.environment))
