@@ -10,11 +10,13 @@ Usage:
     .venv/bin/python scripts/record_lessons.py                       # everything not recorded
     .venv/bin/python scripts/record_lessons.py --only skip_connections --force
     .venv/bin/python scripts/record_lessons.py --list                # experiments and runs
+    .venv/bin/python scripts/record_lessons.py --costs               # add missing cost.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -26,11 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from unet_demo.lessons.catalogue import list_experiments  # noqa: E402
 from unet_demo.lessons.recordings import (  # noqa: E402
+    COST_FILE,
     SPEC_FILE,
     compact_run,
     lessons_dir,
     recordings_size,
     run_folder,
+    started_event,
+    training_cost,
 )
 from unet_demo.training.spec import RunSpec  # noqa: E402
 
@@ -52,6 +57,14 @@ def same_spec_recorded(spec: RunSpec, root: Path, exclude: Path) -> Path | None:
     return None
 
 
+def write_cost(folder: Path, spec: RunSpec) -> None:
+    """Add cost.json (parameters, FLOPs, training GFLOP, receptive field) to a recording."""
+    started = started_event(folder)
+    cost = training_cost(spec, started.train_images if started else 0)
+    (folder / COST_FILE).write_text(json.dumps(cost, indent=2, sort_keys=True) + "\n",
+                                    encoding="utf-8")
+
+
 def record_run(spec: RunSpec, dest: Path) -> float:
     """Train ``spec`` in a scratch folder and compact it into ``dest``; seconds taken."""
     from unet_demo.training.runner import run_training
@@ -60,6 +73,7 @@ def record_run(spec: RunSpec, dest: Path) -> float:
     with tempfile.TemporaryDirectory(prefix="lesson-") as scratch:
         run_dir = run_training(spec, Path(scratch) / "run", resume=False)
         compact_run(run_dir, dest, spec)
+    write_cost(dest, spec)
     return time.perf_counter() - start
 
 
@@ -68,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=None, help="experiment keys to record")
     parser.add_argument("--force", action="store_true", help="record again even if up to date")
     parser.add_argument("--list", action="store_true", help="list experiments and runs, exit")
+    parser.add_argument("--costs", action="store_true",
+                        help="only add the missing cost.json files (no training)")
     parser.add_argument("--out", type=Path, default=None, help="recordings folder (./lessons)")
     args = parser.parse_args(argv)
     root = args.out or lessons_dir()
@@ -77,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     for experiment in experiments:
         for run in experiment.runs:
             folder = run_folder(experiment.key, run.key, root)
+            if args.costs:
+                if is_recorded(folder, run.spec) and not (folder / COST_FILE).is_file():
+                    write_cost(folder, run.spec)
+                    print(f"{experiment.key}/{run.key}: cost added", flush=True)
+                continue
             if args.list:
                 print(f"{experiment.key}/{run.key}: "
                       f"{'recorded' if is_recorded(folder, run.spec) else 'missing'}")
@@ -103,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 lock.unlink(missing_ok=True)
             print(f"{experiment.key}/{run.key}: recorded in {seconds:.0f} s", flush=True)
-    if not args.list:
+    if not args.list and not args.costs:
         print(f"recordings: {recordings_size(root) / 1e6:.2f} MB in {root}")
     return 0
 

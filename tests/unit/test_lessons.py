@@ -92,6 +92,8 @@ def test_recordings_load_and_match_the_catalogue(experiment):
         assert 0.0 <= run.test_dice <= 1.0
         assert run.environment["deterministic"] is True
         assert run.environment["device"] == "CPU"
+        assert run.train_gflop > 0 and run.receptive_field > 0, "run --costs"
+        assert run.cost["params"] > 0
 
 
 def test_recordings_stay_within_the_size_budget():
@@ -113,7 +115,7 @@ def test_answer_sentence_quotes_the_recorded_numbers(experiment):
     lower = experiment.measures[0] in ("gap", "train_seconds")
     assert values[winner] == (min if lower else max)(values.values())
     judged = verdict(recording)
-    if experiment.expected and len(recording.runs) > 1:
+    if experiment.expected in recording.runs and len(recording.runs) > 1:
         assert judged.agrees is not None
         if judged.agrees is False:
             assert "contradicts the guide" in judged.text

@@ -56,6 +56,8 @@ def lesson_summaries() -> list[dict[str, Any]]:
                 "test_dice": _number(recorded.test_dice) if recorded else None,
                 "gap": _number(recorded.gap) if recorded else None,
                 "train_seconds": _number(recorded.train_seconds) if recorded else None,
+                "train_gflop": _number(recorded.train_gflop) if recorded else None,
+                "receptive_field": _number(recorded.receptive_field) if recorded else None,
             })
         judged = verdict(recording)
         summaries.append({

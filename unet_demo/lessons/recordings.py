@@ -8,7 +8,10 @@ A recorded run is a folder ``lessons/<experiment>/<run>/`` with
 * ``metrics.json``: the engine's final train/val/test scores and timings;
 * ``environment.json``: machine, packages, XLA, seed;
 * ``snapshots.npz``: the fixed validation images and masks once, and for every epoch the
-  foreground probability (uint8) and labels the model gave them.
+  foreground probability (uint8) and labels the model gave them;
+* ``cost.json``: what the run cost independently of the machine's load: parameters, forward
+  FLOPs per image, training compute (3 x forward FLOPs x images seen) and receptive field
+  (`unet_demo.models.stats`; the recorded seconds are wall time on a shared machine).
 
 Reading never imports TensorFlow, so the Lessons page replays a recording at once.
 
@@ -42,7 +45,10 @@ EVENTS_FILE = "events.jsonl"
 METRICS_FILE = "metrics.json"
 ENVIRONMENT_FILE = "environment.json"
 SNAPSHOTS_FILE = "snapshots.npz"
+COST_FILE = "cost.json"
 RUN_FILES = (SPEC_FILE, EVENTS_FILE, METRICS_FILE, ENVIRONMENT_FILE, SNAPSHOTS_FILE)
+"""Files every recorded run has; ``cost.json`` is added by the recorder's cost pass."""
+MEASURE_NAMES = ("test_dice", "gap", "train_seconds", "train_gflop", "receptive_field")
 MAX_TOTAL_BYTES = 8 * 1024 * 1024
 """All recordings together stay under 8 MB (a test checks it)."""
 _KEPT_EVENTS = ("Started", "EpochEnd", "Finished")
@@ -66,6 +72,7 @@ class RunRecording:
         epochs: epochs that have a snapshot, ascending.
         images, masks: (N, H, W) uint8 validation images and their true masks.
         probability, labels: (E, N, H, W) uint8 per snapshot epoch.
+        cost: cost.json ({} when missing).
     """
 
     key: str
@@ -78,6 +85,7 @@ class RunRecording:
     masks: np.ndarray
     probability: np.ndarray
     labels: np.ndarray
+    cost: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def test_dice(self) -> float:
@@ -95,10 +103,20 @@ class RunRecording:
         """Seconds spent in ``model.fit`` (on the recording machine)."""
         return float(self.metrics.get("train_seconds", math.nan))
 
+    @property
+    def train_gflop(self) -> float:
+        """Training compute in GFLOP (3 x forward FLOPs x images seen; NaN when unknown)."""
+        return float(self.cost.get("train_gflop", math.nan))
+
+    @property
+    def receptive_field(self) -> float:
+        """Theoretical receptive field side in input pixels (NaN when unknown)."""
+        return float(self.cost.get("receptive_field", math.nan))
+
     def measure(self, name: str) -> float:
-        """The value of a catalogue measure ("test_dice", "gap", "train_seconds")."""
-        if name not in ("test_dice", "gap", "train_seconds"):
-            raise UNetDemoError(f"Unknown measure {name!r}.")
+        """The value of a catalogue measure (one of `MEASURE_NAMES`)."""
+        if name not in MEASURE_NAMES:
+            raise UNetDemoError(f"Unknown measure {name!r}. Expected one of {MEASURE_NAMES}.")
         return float(getattr(self, name))
 
     def frame(self, epoch: int) -> int:
@@ -194,9 +212,43 @@ def load_run(folder: str | Path, key: str = "") -> RunRecording:
     with np.load(folder / SNAPSHOTS_FILE) as data:
         arrays = {name: np.asarray(data[name]) for name in
                   ("epochs", "images", "masks", "probability", "labels")}
+    cost_path = folder / COST_FILE
+    cost = json.loads(cost_path.read_text(encoding="utf-8")) if cost_path.is_file() else {}
     return RunRecording(key or folder.name, spec, history, metrics, environment,
                         tuple(int(e) for e in arrays["epochs"]), arrays["images"],
-                        arrays["masks"], arrays["probability"], arrays["labels"])
+                        arrays["masks"], arrays["probability"], arrays["labels"], cost)
+
+
+def started_event(folder: str | Path) -> ev.Started | None:
+    """The recorded run's `Started` event (split sizes, parameters), if any."""
+    for line in (Path(folder) / EVENTS_FILE).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            event = ev.event_from_json(line)
+            if isinstance(event, ev.Started):
+                return event
+    return None
+
+
+def training_cost(spec: RunSpec, train_images: int) -> dict[str, Any]:
+    """cost.json of a run: parameters, forward FLOPs, training GFLOP, receptive field.
+
+    Builds the model once (Keras), so only the recorder calls it, never the page.
+
+    Args:
+        spec: the run's spec (its model is sized to the data as the runner does).
+        train_images: training images per epoch (from the `Started` event).
+    """
+    from unet_demo.models.stats import architecture_stats
+
+    size = spec.data.image_size
+    stats = architecture_stats(spec.model.replace(input_height=size, input_width=size,
+                                                  input_channels=1, num_classes=1))
+    seen = int(train_images) * spec.train.epochs
+    return {"params": stats.params, "forward_flops_per_image": stats.flops,
+            "images_seen": seen, "train_gflop": round(3 * stats.flops * seen / 1e9, 3),
+            "receptive_field": stats.receptive_field,
+            "note": "train_gflop = 3 x forward FLOPs per image x images seen (forward + "
+                    "backward); independent of the machine's load"}
 
 
 def load_experiment(experiment: Experiment, root: Path | None = None) -> ExperimentRecording:

@@ -26,13 +26,17 @@ def format_measure(name: str, value: float) -> str:
     Example:
         >>> format_measure("test_dice", 0.9137), format_measure("train_seconds", 27.4)
         ('0.91', '27 s')
-        >>> format_measure("gap", -0.031)
-        '-0.03'
+        >>> format_measure("gap", -0.031), format_measure("receptive_field", 44.0)
+        ('-0.03', '44 px')
     """
     if not math.isfinite(value):
         return "n/a"
     if name == "train_seconds":
         return f"{value:.0f} s"
+    if name == "receptive_field":
+        return f"{value:.0f} px"
+    if name == "train_gflop":
+        return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
     return f"{value:.2f}"
 
 

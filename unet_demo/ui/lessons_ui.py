@@ -74,7 +74,7 @@ def results_table(recording: ExperimentRecording) -> list[dict]:
         run = recording.runs.get(lesson_run.key)
         field = experiment.varies[0] if len(experiment.varies) == 1 else ", ".join(experiment.varies)
         row = {"run": lesson_run.label, "setting": field}
-        for name in ("test_dice", "gap", "train_seconds"):
+        for name in ("test_dice", "gap", "train_gflop", "receptive_field", "train_seconds"):
             value = run.measure(name) if run else math.nan
             row[MEASURES[name]] = None if not math.isfinite(value) else round(value, 3)
         rows.append(row)
@@ -199,6 +199,10 @@ def experiment_ui(key: str) -> None:
         st.markdown(f"**Where to look:** {experiment.look_at}")
     scrubber_ui(recording)
     st.dataframe(results_table(recording), hide_index=True)
+    st.caption("Training Dice is the running mean over each epoch's batches with dropout and "
+               "batch statistics active, so early on it can sit below validation Dice (a "
+               "negative gap). Compute is 3 x forward FLOPs x images seen; wall time was "
+               "measured on a shared, busy machine, so compare compute, not seconds.")
     best = best_run(recording)
     if best:
         first = experiment.measures[0]
