@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from unet_demo.data import validation
+from unet_demo.data import dicom, validation
 from unet_demo.data.preprocess import window as apply_window
 from unet_demo.data.validation import Limits, friendly_errors
 from unet_demo.errors import UNetDemoError
@@ -305,25 +305,8 @@ def _dicom_window_presets(ds: Any) -> dict[str, tuple[float, float]]:
 
 
 def _dcmread_full(data: bytes, name: str) -> Any:
-    """Read a whole DICOM; files without preamble get a transfer syntax from their encoding."""
-    import pydicom
-    from pydicom import uid
-
-    has_preamble = len(data) >= 132 and data[128:132] == b"DICM"
-    with friendly_errors(name, "DICOM"):
-        ds = pydicom.dcmread(io.BytesIO(data), force=not has_preamble)
-        file_meta = getattr(ds, "file_meta", None)
-        if file_meta is None or "TransferSyntaxUID" not in file_meta:
-            implicit, little = ds.original_encoding
-            if file_meta is None:
-                ds.file_meta = pydicom.dataset.FileMetaDataset()
-            if implicit:
-                ds.file_meta.TransferSyntaxUID = uid.ImplicitVRLittleEndian
-            else:
-                ds.file_meta.TransferSyntaxUID = (
-                    uid.ExplicitVRLittleEndian if little else uid.ExplicitVRBigEndian
-                )
-    return ds
+    """Read a whole DICOM (see `unet_demo.data.dicom.read_dataset`)."""
+    return dicom.read_dataset(data, name)
 
 
 def _read_dicom(
@@ -331,8 +314,10 @@ def _read_dicom(
     name: str,
     limits: Limits,
     window: tuple[float, float] | None,
+    frame: int | None = None,
 ) -> LoadedImage:
     from pydicom.pixels import apply_modality_lut
+    from pydicom.pixels.utils import get_expected_length
 
     header = validation.read_dicom_header(data, name, limits)
     ds = _dcmread_full(data, name)
@@ -344,7 +329,10 @@ def _read_dicom(
     frames = int(header.get("NumberOfFrames", 1) or 1)
     samples = int(header.get("SamplesPerPixel", 1) or 1)
     bits = int(header.BitsAllocated)
-    expected = rows * columns * frames * samples * max(bits, 8) // 8 if bits != 1 else 0
+    try:  # knows YBR_FULL_422 subsampling and packed 1-bit data
+        expected = get_expected_length(ds) if bits != 1 else 0
+    except (AttributeError, TypeError, ValueError):
+        expected = rows * columns * frames * samples * max(bits, 8) // 8 if bits != 1 else 0
     file_meta = getattr(ds, "file_meta", None)
     syntax = file_meta.get("TransferSyntaxUID") if file_meta is not None else None
     compressed = bool(syntax is not None and syntax.is_compressed)
@@ -353,19 +341,8 @@ def _read_dicom(
             f"'{name}' is truncated: Rows x Columns x frames needs {expected} bytes of pixel "
             f"data but the file holds {len(ds.PixelData)}. Export it again."
         )
-    try:
-        with friendly_errors(name, "DICOM"):
-            array = ds.pixel_array
-    except UNetDemoError as error:
-        if compressed:
-            raise UNetDemoError(
-                f"'{name}' uses compressed transfer syntax {syntax.name} that cannot be "
-                "decoded here. Decompress it first, e.g. `gdcmconv --raw in.dcm out.dcm` or "
-                "`dcmdjpeg in.dcm out.dcm`, then upload again."
-            ) from error
-        raise
-    if frames > 1:
-        array = array[0]
+    frame_index = 0 if frame is None else int(frame)
+    array = dicom.decode_frame(ds, name, frame_index)
     photometric = str(header.get("PhotometricInterpretation", "MONOCHROME2")).strip()
     meta: dict[str, Any] = {
         "dtype": str(array.dtype),
@@ -378,7 +355,11 @@ def _read_dicom(
         "transfer_syntax": syntax.name if syntax is not None else "unknown",
     }
     if frames > 1:
-        meta.setdefault("notes", []).append(f"File has {frames} frames; the first one is used.")
+        meta["frame_index"] = frame_index
+        meta.setdefault("notes", []).append(
+            f"File has {frames} frames; frame {frame_index + 1} is shown.")
+    if compressed:
+        meta["compressed"] = True
     if "PixelSpacing" in header:
         meta["pixel_spacing"] = tuple(float(v) for v in header.PixelSpacing)
         meta["spacing"] = meta["pixel_spacing"]
@@ -542,7 +523,8 @@ def read_image_bytes(
         data: the file's bytes.
         filename: the name the user gave the file.
         plane: NIfTI only: "axial", "coronal" or "sagittal".
-        slice_index: NIfTI only: slice within `plane` (default: the middle one).
+        slice_index: NIfTI: slice within `plane` (default: the middle one); DICOM: frame of a
+            multi-frame file (default: the first).
         window: DICOM only: (center, width) display window; pixels are then in [0, 1].
         limits: budgets (bytes, pixels, frames, voxels); defaults to the module constants.
 
@@ -564,7 +546,8 @@ def read_image_bytes(
         elif kind == "tiff":
             loaded = _read_tiff(data, filename, limits)
         elif kind == "dicom":
-            loaded = _read_dicom(data, filename, limits, window)
+            data = dicom.with_preamble(data)
+            loaded = _read_dicom(data, filename, limits, window, slice_index)
         else:
             loaded = _read_nifti(data, filename, limits, plane, slice_index)
     loaded.meta["format"] = validation.FORMAT_NAMES[kind]

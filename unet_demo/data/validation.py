@@ -237,10 +237,13 @@ def gunzip_head(data: bytes, max_length: int = NIFTI_HEADER_BYTES) -> bytes:
 
 
 def _looks_like_bare_dicom(head: bytes) -> bool:
-    """First element is a DICOM group 0002/0008 tag in little-endian order (no preamble)."""
-    if len(head) < 12 or head[:2] not in (b"\x02\x00", b"\x08\x00"):
+    """First element is a DICOM group 0002/0008 tag (no preamble), or the "DICM" marker."""
+    if head[:4] == b"DICM" and len(head) >= 12 and head[4:6] == b"\x02\x00":
+        return True  # the 128-byte preamble was cut off, the marker kept
+    big_endian = head[:2] == b"\x00\x08" and head[4:6].isalpha() and head[4:6].isupper()
+    if len(head) < 12 or (head[:2] not in (b"\x02\x00", b"\x08\x00") and not big_endian):
         return False
-    (element,) = struct.unpack("<H", head[2:4])
+    (element,) = struct.unpack(">H" if big_endian else "<H", head[2:4])
     if element > 0x0100:
         return False
     vr = head[4:6]
@@ -544,6 +547,8 @@ SUPPORTED_DICOM_PHOTOMETRIC = (
     "YBR_FULL",
     "YBR_FULL_422",
     "PALETTE COLOR",
+    "YBR_RCT",
+    "YBR_ICT",
 )
 
 
@@ -568,6 +573,7 @@ def read_dicom_header(data: bytes, name: str, limits: Limits | None = None) -> A
     import pydicom
 
     limits = limits or DEFAULT_LIMITS
+    data = bytes(128) + data if data[:4] == b"DICM" else data  # preamble cut off
     has_preamble = len(data) >= 132 and data[128:132] == b"DICM"
     with friendly_errors(name, "DICOM"):
         header = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=not has_preamble)
