@@ -66,6 +66,8 @@ COLLECTIVE_TIMEOUT_ENV = "UNET_DEMO_COLLECTIVE_TIMEOUT"
 THREADS_ENV = "UNET_DEMO_WORKER_THREADS"
 FAULT_ENV = "UNET_DEMO_TEST_FAULT_WORKER"
 """Test hook: ``"i"`` makes worker i exit hard (code 3) after its first batch."""
+SCRATCH_ENV = "UNET_DEMO_WORKER_SCRATCH"
+"""Where the non-chief workers put their temporary run folders (default: the temp dir)."""
 STOP_FLAG = "stop"
 STOP_AT_FILE = ".workers-stop-at"
 """In the run folder: the batch (counted over the run) after which all workers stop."""
@@ -148,7 +150,7 @@ def check_workers(workers: int, batch_size: int) -> None:
 
     Example:
         >>> check_workers(2, 8)
-        >>> check_workers(3, 8)
+        >>> check_workers(3, 8)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         unet_demo.errors.UNetDemoError: batch_size (8) must be divisible by workers (3): ...
@@ -350,6 +352,20 @@ def _worker_trainer_class():
             check_same_weights(self.model, self.strategy, self.worker_count)
             _patch_symbolic_build(self.model, self.strategy)
 
+        def compile(self, optimizer) -> None:
+            from unet_demo.losses import get_loss
+            from unet_demo.training.runner import training_metrics
+
+            data = self.data
+            loss = get_loss(self.spec.train, data.output_classes)
+            with self.strategy.scope():
+                self.model.compile(
+                    optimizer=optimizer, loss=loss,
+                    loss_weights=replica_loss_weight(loss, data.output_classes,
+                                                     self.worker_count),
+                    metrics=training_metrics(data.output_classes, data.label_count),
+                    jit_compile=self.jit_compile)
+
         def datasets(self):
             import tensorflow as tf
 
@@ -409,6 +425,34 @@ def _patch_symbolic_build(model, strategy) -> None:
     model._maybe_symbolic_build = maybe_symbolic_build
 
 
+def replica_loss_weight(loss, output_classes: int, workers: int) -> float:
+    """The loss weight that makes the summed gradients of ``workers`` replicas a mean.
+
+    Keras divides a loss by the number of replicas only when the loss hands it per-pixel
+    values (``reduce_values``); the batch losses of `unet_demo.losses` (BCE + Dice, Dice,
+    Tversky, ...) return one number, which Keras leaves as it is, so the gradients summed over
+    N workers would be N times one worker's (and the logged loss N times too). Those get the
+    weight 1/N here (Keras multiplies the logged loss back by N); per-pixel losses get 1.
+
+    Example:
+        >>> from unet_demo.config import TrainConfig
+        >>> from unet_demo.losses import get_loss
+        >>> [replica_loss_weight(get_loss(TrainConfig(loss=name), 1), 1, 2)
+        ...  for name in ("bce_dice", "bce")]
+        [0.5, 1.0]
+    """
+    import numpy as np
+    from keras import ops
+
+    if output_classes == 1:
+        truth, guess = np.ones((1, 4, 4, 1), np.float32), np.full((1, 4, 4, 1), 0.5, np.float32)
+    else:
+        truth = np.ones((1, 4, 4), np.int32)
+        guess = np.full((1, 4, 4, output_classes), 1.0 / output_classes, np.float32)
+    scalar = tuple(ops.shape(loss.call(truth, guess))) == ()
+    return 1.0 / workers if scalar else 1.0
+
+
 def _copy_resume_state(run_dir: Path, target: Path) -> None:
     """Copy what a resume reads (config, state, checkpoints) from the run folder."""
     from unet_demo.training import rundir
@@ -450,7 +494,8 @@ def train_worker(spec, run_dir: str | Path, *, should_stop: Callable[[], bool] |
         run_dir.mkdir(parents=True, exist_ok=True)
         target = run_dir
     else:
-        scratch = Path(tempfile.mkdtemp(prefix=f"unet-demo-worker{index}-"))
+        scratch = Path(tempfile.mkdtemp(prefix=f"unet-demo-worker{index}-",
+                                        dir=os.environ.get(SCRATCH_ENV) or None))
         target = scratch
         if resume and run_dir.is_dir():
             _copy_resume_state(run_dir, target)
@@ -490,6 +535,7 @@ def _main(argv: list[str] | None = None) -> int:
     control = Path(args[2])
     terminate = {"requested": False}
     signal.signal(signal.SIGTERM, lambda signum, frame: terminate.update(requested=True))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the launcher, which stops us
 
     def should_stop() -> bool:
         return terminate["requested"] or (control / STOP_FLAG).exists()
@@ -558,6 +604,7 @@ def run_local(spec, run_dir: str | Path, *, should_stop: Callable[[], bool] | No
             env.update({
                 "TF_CONFIG": tf_config(addresses, index),
                 THREADS_ENV: str(threads),
+                SCRATCH_ENV: str(control),  # removed by this launcher even after a hard kill
                 "OMP_NUM_THREADS": str(threads),
                 "TF_NUM_INTRAOP_THREADS": str(threads),
                 # One hash seed for all workers: anything that orders by hash then creates
@@ -614,14 +661,13 @@ def run_local(spec, run_dir: str | Path, *, should_stop: Callable[[], bool] | No
         tail = _log_tail(logs[index])
         message = (f"Training failed: worker {index} of {workers} ended with exit code {code}"
                    + (f":\n{tail}" if tail else "."))
-        if not isinstance(last, ev.Failed):
+        if isinstance(last, ev.Failed) and index == 0:
+            message = last.message  # the chief said why itself
+        elif not isinstance(last, ev.Failed):
             failure = ev.Failed(message=message[:4000])
             ev.append_event(run_dir, failure)
             if on_event is not None:
                 on_event(failure)
-            offset = None
-        else:
-            message = last.message
         for number, log in enumerate(logs):  # the workers' own words, for the job's log
             print(f"--- worker {number} of {workers} (exit code {codes[number]}):\n"
                   f"{_log_tail(log, 6000)}", file=sys.stderr)

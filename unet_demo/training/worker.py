@@ -4,7 +4,10 @@ Reads RUN_DIR/config.json, trains (resuming from the last complete epoch when th
 a checkpoint), and writes every event to RUN_DIR/events.jsonl. A stop is requested by creating
 RUN_DIR/STOP (or sending SIGTERM); it is honoured right after the current batch. The job
 manager starts this module in its own process so that a crash or a hard kill cannot take the
-app server down, and the memory is returned when training ends.
+app server down, and the memory is returned when training ends. A run with
+``train.workers > 1`` starts that many training processes from here
+(`unet_demo.training.distributed.run_local`); this process stays the one the job manager
+watches and stops, and its children die with it.
 
 Example:
     $ python -m unet_demo.training.worker runs/20261123-101500-a1b2c3
