@@ -1,4 +1,5 @@
-"""Mask file encoders: label masks as PNG, RGB pictures as PNG, label volumes as NIfTI.
+"""Mask file encoders: label masks as PNG, RGB pictures as PNG, label volumes as NIfTI (on the
+input's own affine), masks of DICOM input as DICOM SEG (highdicom).
 
 Shared by the Segment page downloads and ``python -m unet_demo predict``.
 
@@ -125,3 +126,98 @@ def mask_file_stem(name: str) -> str:
             return base[: -len(suffix)] or "image"
     stem = base.rsplit(".", 1)[0] if "." in base[1:] else base
     return stem or "image"
+
+
+SEG_MANUFACTURER = "unet-demo"
+SEG_SERIES_NUMBER = 9001
+
+
+def dicom_seg_bytes(
+    sources: list,
+    labels: np.ndarray,
+    num_classes: int,
+    *,
+    class_names: list[str] | None = None,
+    model_name: str = "unet-demo U-Net",
+    source_name: str = "the DICOM file",
+) -> bytes:
+    """Encode a label mask as a DICOM Segmentation object (highdicom) on the source images.
+
+    The SEG references every source instance (so 3D Slicer and OHIF place it on them), has one
+    segment per foreground class and one frame per source frame and segment (empty frames kept);
+    each frame names its source instance (DerivationImageSequence), and for a series highdicom
+    orders the frames along the slice normal.
+
+    Args:
+        sources: the source datasets (`unet_demo.data.dicom.read_dataset`): one file (single- or
+            multi-frame), or the ordered slices of a series.
+        labels: (rows, cols) for one single-frame source, else (frames, rows, cols) labels.
+        num_classes: label count (1 or 2 = binary).
+        class_names: names per label (index 0 = background); default "class k".
+        model_name: recorded as the segmentation algorithm.
+        source_name: the upload's name, for messages.
+
+    Raises:
+        UNetDemoError: the source cannot carry a SEG (e.g. no Frame of Reference in a file that
+            needs one); the message says so in one sentence.
+
+    Example:
+        >>> from pathlib import Path
+        >>> import pydicom
+        >>> from pydicom.data import get_testdata_file
+        >>> from unet_demo.data.dicom import read_dataset
+        >>> ct = read_dataset(Path(get_testdata_file("CT_small.dcm")).read_bytes(), "ct.dcm")
+        >>> mask = np.zeros((128, 128), np.uint8); mask[40:80, 30:90] = 1
+        >>> seg = pydicom.dcmread(io.BytesIO(dicom_seg_bytes([ct], mask, 1)))
+        >>> seg.Modality, bool((seg.pixel_array == mask).all())
+        ('SEG', True)
+    """
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    from unet_demo.errors import UNetDemoError
+
+    array = np.asarray(labels).astype(np.uint8)
+    if array.ndim == 2:
+        array = array[None]
+    foreground = [1] if num_classes <= 2 else list(range(1, int(num_classes)))
+    if num_classes <= 2:
+        array = (array > 0).astype(np.uint8)
+    names = list(class_names or [])
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name=model_name[:64], family=codes.DCM.ArtificialIntelligence, version="1")
+    descriptions = [
+        hd.seg.SegmentDescription(
+            segment_number=number,
+            segment_label=(names[number] if number < len(names) else f"class {number}")[:64],
+            segmented_property_category=codes.SCT.Tissue,
+            segmented_property_type=codes.SCT.Tissue,
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_identification=algorithm,
+        )
+        for number in foreground
+    ]
+    frames = int(sum(int(ds.get("NumberOfFrames", 1) or 1) for ds in sources))
+    if len(array) != frames:
+        raise UNetDemoError(f"The mask has {len(array)} frame(s) but {source_name} has {frames}; "
+                            "segment every frame before saving a DICOM SEG.")
+    pixel_array = array[0] if frames == 1 else array
+    try:
+        segmentation = hd.seg.Segmentation(
+            source_images=list(sources), pixel_array=pixel_array,
+            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=descriptions, series_instance_uid=hd.UID(),
+            series_number=SEG_SERIES_NUMBER, sop_instance_uid=hd.UID(), instance_number=1,
+            manufacturer=SEG_MANUFACTURER, manufacturer_model_name=model_name[:64],
+            software_versions="unet-demo", device_serial_number="0",
+            series_description="unet-demo mask; not for diagnosis",
+            content_description="Education and research only", omit_empty_frames=False,
+        )
+    except (ValueError, TypeError, AttributeError, KeyError) as error:
+        reason = str(error).rstrip(".")
+        raise UNetDemoError(
+            f"{source_name} cannot carry a DICOM SEG ({reason[:200]}); download the PNG mask "
+            "instead.") from None
+    buffer = io.BytesIO()
+    segmentation.save_as(buffer)
+    return buffer.getvalue()
