@@ -483,6 +483,51 @@ def feature_score(model: Any, model_input: np.ndarray,
     return score_features(detector, features)[0]
 
 
+_DETECTORS: dict[tuple[str, float], FeatureDetector | None] = {}
+
+
+def detector_for(handle: Any) -> FeatureDetector | None:
+    """The detector stored beside an opened model (`ModelHandle`), cached per file and mtime.
+
+    Example:
+        >>> from unet_demo.inference.registry import open_model
+        >>> detector_for(open_model("bundled:nuclei")).layers[-1]
+        'bottleneck_act2'
+    """
+    path = Path(handle.source) / FEATURE_FILE
+    key = (str(path), path.stat().st_mtime if path.is_file() else 0.0)
+    with _PROBES_LOCK:
+        if key in _DETECTORS:
+            return _DETECTORS[key]
+    detector = load_feature_detector(handle.source)
+    with _PROBES_LOCK:
+        if len(_DETECTORS) >= 32:
+            _DETECTORS.pop(next(iter(_DETECTORS)))
+        _DETECTORS[key] = detector
+    return detector
+
+
+def score_for(handle: Any, model_input: np.ndarray | None = None, *,
+              pixels: np.ndarray | None = None) -> OODScore | None:
+    """The feature score of one image for an opened model; None when it has no detector.
+
+    Args:
+        handle: the opened model.
+        model_input: (H, W, C) as the model sees it (`SegmentResult.model_input`), or
+        pixels: a raw image to prepare with the model's own input step first.
+    """
+    detector = detector_for(handle)
+    if detector is None:
+        return None
+    if model_input is None:
+        from unet_demo.data.preprocess import prepare_image
+
+        model_input = prepare_image(pixels, size=handle.input_shape[:2],
+                                    channels=handle.input_shape[2],
+                                    normalization=handle.normalization).model_input
+    return feature_score(handle.shared.keras_model, model_input, detector)
+
+
 def save_feature_detector(detector: FeatureDetector, folder: str | Path) -> Path:
     """Write `FEATURE_FILE` into a model folder (float16 features, compressed) and return it.
 
