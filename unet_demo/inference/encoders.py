@@ -197,6 +197,13 @@ def dicom_seg_bytes(
         )
         for number in foreground
     ]
+    for ds in sources:
+        missing = [key for key in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID",
+                                   "SOPClassUID") if not ds.get(key)]
+        if missing:
+            raise UNetDemoError(f"{source_name} has no {' or '.join(missing)}, which a DICOM SEG "
+                                "must reference, so no SEG can be made; download the PNG mask "
+                                "instead.")
     frames = int(sum(int(ds.get("NumberOfFrames", 1) or 1) for ds in sources))
     if len(array) != frames:
         raise UNetDemoError(f"The mask has {len(array)} frame(s) but {source_name} has {frames}; "

@@ -37,6 +37,7 @@ SAMPLE_KEY = "segment.sample"
 RESULT_CACHE_KEY = "segment.results"
 PROBE_CACHE_KEY = "segment.probes"
 VOLUME_CACHE_KEY = "segment.volumes"
+SEG_CACHE_KEY = "segment.segs"
 MAX_CACHED_RESULTS = 24
 NO_SAMPLE = "(none)"
 UPLOADS_KEY = "segment.uploads"
@@ -135,6 +136,8 @@ class UploadOutcome:
     loaded: Any = None
     result: Any = None
     error: str | None = None
+    ood: Any = None
+    """The feature-space OOD score (`unet_demo.inference.ood.OODScore`), None without one."""
 
     @property
     def ok(self) -> bool:
@@ -168,7 +171,14 @@ def process_upload(data: bytes, name: str, handle: Any, options: SegmentOptions)
     # Keep cached results small: the whole volume is re-read only when asked for.
     loaded.volume = None
     loaded.meta.pop("volume", None)
-    return UploadOutcome(name=name, loaded=loaded, result=result)
+    try:
+        from unet_demo.inference.ood import score_for
+
+        ood = score_for(handle, result.model_input)
+    except UNetDemoError as error:  # damaged statistics file: segment anyway, say so
+        loaded.meta.setdefault("notes", []).append(str(error))
+        ood = None
+    return UploadOutcome(name=name, loaded=loaded, result=result, ood=ood)
 
 
 def cached_process(data: bytes, name: str, handle: Any, options: SegmentOptions) -> UploadOutcome:
@@ -346,7 +356,8 @@ def _probe(data: bytes, name: str) -> dict[str, Any] | None:
     if key not in probes:
         try:
             meta = read_image_bytes(data, name).meta
-            probes[key] = {k: meta.get(k) for k in ("num_slices", "window_presets", "units")}
+            probes[key] = {k: meta.get(k) for k in ("num_slices", "window_presets", "units",
+                                                    "num_frames")}
         except UNetDemoError:
             probes[key] = None  # process_upload reports the problem
     return probes[key]
@@ -379,7 +390,13 @@ def _file_options(name: str, data: bytes, base: SegmentOptions, position: int) -
         choice = st.selectbox("Window", list(presets), key=f"segment.window.{position}",
                               help="Which intensity range (center, width) to feed to the model.")
         window = presets[choice]
-        return dataclasses.replace(base, window=tuple(window) if window else None)
+        frame = None
+        frames = int(probe.get("num_frames") or 1)
+        if frames > 1:
+            frame = st.slider(f"Frame (of {frames})", 1, frames, 1,
+                              key=f"segment.frame.{position}") - 1
+        return dataclasses.replace(base, window=tuple(window) if window else None,
+                                   slice_index=frame)
     return base
 
 
@@ -390,6 +407,7 @@ def _show_outcome(outcome: UploadOutcome, data: bytes, handle, options: SegmentO
     from unet_demo.plots.images import overlay_rgb, to_display_rgb
 
     loaded, result = outcome.loaded, outcome.result
+    _ood_verdict(outcome.ood)
     for warning in result.warnings:
         st.warning(f"Out of distribution? {warning}")
     for note in loaded.meta.get("notes", []):
@@ -437,7 +455,89 @@ def _show_outcome(outcome: UploadOutcome, data: bytes, handle, options: SegmentO
     if loaded.kind == "nifti":
         with buttons[2]:
             _nifti_volume_section(data, outcome.name, handle, options, position, row, names)
+    elif loaded.kind == "dicom":
+        with buttons[2]:
+            _dicom_seg_section(data, outcome, handle, options, position, names)
+    if outcome.ood is not None:
+        row["OOD score"] = round(outcome.ood.score, 2)
     return row
+
+
+OOD_HELP = ("Distance of the image's encoder features from the training images', divided by the "
+            "model's threshold (set on its validation images): above 1 is unlike anything it "
+            "was trained on. See docs/ood.md.")
+
+
+def _ood_verdict(score: Any) -> None:
+    """The feature-space score and its plain verdict (nothing for a model without statistics)."""
+    if score is None:
+        return
+    text = f"**OOD score {score.score:.2f}** (1 = the model's threshold). {score.verdict}"
+    if score.flagged:
+        st.error(text, icon=":material/report:")
+    else:
+        st.success(text, icon=":material/check_circle:")
+    st.caption(OOD_HELP)
+
+
+def _dicom_seg_section(data: bytes, outcome: UploadOutcome, handle, options: SegmentOptions,
+                       position: int, names: list[str]) -> None:
+    """DICOM input: the mask as a DICOM SEG; a multi-frame file first segments every frame."""
+    from unet_demo.inference.shared import inference_cache_key
+
+    frames = int(outcome.loaded.meta.get("num_frames", 1) or 1)
+    key = inference_cache_key(data, handle.model_id, {**options.key_dict(), "seg": True,
+                                                      "slice_index": None})
+    segs: dict[str, Any] = st.session_state.setdefault(SEG_CACHE_KEY, {})
+    if key not in segs:
+        if frames > 1 and not st.button(
+                f"Segment all {frames} frames", key=f"segment.frames.{position}",
+                help="Runs the model on every frame; then all of them download as one DICOM SEG."):
+            return
+        while len(segs) >= MAX_CACHED_RESULTS:
+            segs.pop(next(iter(segs)))
+        segs[key] = _dicom_seg(data, outcome, handle, options, frames, names)
+    made = segs[key]
+    if isinstance(made, str):  # the image was segmented; only the SEG cannot be made
+        st.info(made, icon=":material/info:")
+        return
+    seg_bytes, flagged = made
+    if frames > 1:
+        st.caption(f"{frames} frames segmented; {flagged} look unlike the training images.")
+    st.download_button("Mask (DICOM SEG)", seg_bytes,
+                       file_name=f"{mask_file_stem(outcome.name)}_seg.dcm",
+                       mime="application/dicom", key=f"segment.dl_seg.{position}",
+                       on_click="ignore",
+                       help="A DICOM Segmentation object referencing this file; opens in "
+                            "3D Slicer or OHIF.")
+
+
+def _dicom_seg(data: bytes, outcome: UploadOutcome, handle, options: SegmentOptions,
+               frames: int, names: list[str]) -> tuple[bytes, int] | str:
+    """(SEG bytes, frames flagged as OOD), or the one-sentence reason it cannot be made."""
+    from unet_demo.data import dicom
+    from unet_demo.inference.encoders import dicom_seg_bytes
+
+    try:
+        labels, flagged = [outcome.result.labels], int(bool(outcome.ood and outcome.ood.flagged))
+        if frames > 1:
+            labels, flagged = [], 0
+            bar = st.progress(0.0, text="Segmenting frames...")
+            for index in range(frames):
+                frame = process_upload(data, outcome.name, handle,
+                                       dataclasses.replace(options, slice_index=index))
+                if not frame.ok:
+                    return frame.error or "A frame could not be segmented."
+                labels.append(frame.result.labels)
+                flagged += int(bool(frame.ood and frame.ood.flagged))
+                bar.progress((index + 1) / frames, text=f"frame {index + 1}/{frames}")
+            bar.empty()
+        seg = dicom_seg_bytes([dicom.read_dataset(data, outcome.name)], np.stack(labels),
+                              handle.num_classes, class_names=names, model_name=handle.title,
+                              source_name=f"'{outcome.name}'")
+        return seg, flagged
+    except UNetDemoError as error:
+        return str(error)
 
 
 def _nifti_volume_section(data: bytes, name: str, handle, options: SegmentOptions,
