@@ -59,3 +59,25 @@ def test_every_frame_of_a_multi_frame_file_and_a_refusal(tmp_path, capsys):
     refused = report["files"][1]
     assert not refused["ok"] and "broken.dcm" in refused["error"]
     assert "Traceback" not in err and "could not be decoded" in err
+
+
+def test_a_series_zip_is_segmented_as_a_volume_with_one_seg(tmp_path, capsys):
+    from tests.unit.test_dicom_decoding import _series_zip
+
+    archive = tmp_path / "series.zip"
+    archive.write_bytes(_series_zip([5.0, 0.0, 10.0]))
+    out = tmp_path / "out"
+    code, report, _ = _run(capsys, "--model", "bundled:brain_skullstrip", "--input",
+                           str(archive), "--out", str(out), "--seg")
+    assert code == 0
+    entry = report["files"][0]
+    assert entry["kind"] == "dicom series" and entry["shape"] == [3, 128, 128]
+    assert entry["slices"] == ["slice1.dcm", "slice0.dcm", "slice2.dcm"]
+    assert entry["spacing_mm"][2] == 5.0 and entry["ood"]["flagged"]
+    seg = pydicom.dcmread(out / "series_seg.dcm")
+    assert seg.NumberOfFrames == 3
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(_series_zip([0.0, 5.0, 20.0]))
+    code, report, err = _run(capsys, "--model", "bundled:brain_skullstrip", "--input",
+                             str(broken), "--out", str(out))
+    assert code == 2 and "unevenly spaced" in report["files"][0]["error"]

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", required=True,
                         help="'bundled:NAME', a run folder with model.keras, or a .keras file")
     parser.add_argument("--input", required=True, nargs="+", type=Path, metavar="FILE",
-                        help="one or more image files")
+                        help="one or more image files (or a ZIP of one DICOM series)")
     parser.add_argument("--out", required=True, type=Path, help="folder for the masks")
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="foreground probability cut for binary models (default 0.5)")
@@ -125,6 +125,10 @@ def predict_file(handle: Any, path: Path, args: argparse.Namespace) -> dict[str,
     options = SegmentOptions(threshold=args.threshold, tta=args.tta,
                              postprocess=tuple(args.postprocess), plane=args.plane)
     stem = mask_file_stem(path.name)
+    from unet_demo.data.validation import sniff_format
+
+    if sniff_format(data) == "zip":
+        return _predict_series(handle, data, path, options, args)
     loaded = read_image_bytes(data, path.name, plane=args.plane,
                               slice_index=getattr(args, "frame", None))
     if loaded.kind == "dicom" and (getattr(args, "all_frames", False) or getattr(
@@ -212,3 +216,36 @@ def _fmt_areas(values: dict[Any, Any] | None) -> str:
         return "0"
     parts = [f"{v:.1f}" if isinstance(v, float) else str(v) for v in values.values()]
     return "/".join(parts)
+
+
+def _predict_series(handle: Any, data: bytes, path: Path, options: Any,
+                    args: argparse.Namespace) -> dict[str, Any]:
+    """A ZIP of one DICOM series: a PNG mask per slice (series order), with ``--seg`` a SEG."""
+    from unet_demo.data.dicom import read_series_zip
+    from unet_demo.inference.encoders import dicom_seg_bytes, mask_file_stem, mask_png_bytes
+    from unet_demo.inference.series import segment_series
+
+    stem = mask_file_stem(path.name).removesuffix(".zip")
+    series = read_series_zip(data, path.name)
+    outcome = segment_series(series, handle, options)
+    outputs = []
+    for index, labels in enumerate(outcome.labels):
+        output = args.out / f"{stem}_mask_s{index:03d}.png"
+        output.write_bytes(mask_png_bytes(labels, handle.num_classes))
+        outputs.append(str(output))
+    summary: dict[str, Any] = {
+        "output": outputs, "kind": "dicom series", "slices": series.names,
+        "shape": list(outcome.labels.shape), "spacing_mm": list(series.spacing),
+        "foreground_pixels": {str(c): int((outcome.labels == c).sum()) for c in
+                              outcome.volumes_mm3},
+        "volume_mm3": {str(c): v for c, v in outcome.volumes_mm3.items()},
+        "ood": outcome.ood.to_dict() if outcome.ood else None, "warnings": [],
+    }
+    if args.seg:
+        names = handle.card.get("class_names") if isinstance(handle.card, dict) else None
+        seg_path = args.out / f"{stem}_seg.dcm"
+        seg_path.write_bytes(dicom_seg_bytes(series.datasets, outcome.labels, handle.num_classes,
+                                             class_names=names, model_name=handle.title,
+                                             source_name=f"'{path.name}'"))
+        summary["seg"] = str(seg_path)
+    return summary
