@@ -64,3 +64,16 @@ def test_a_multi_frame_dicom_offers_a_frame_picker_and_segments_all_frames(app):
     assert not app.exception, app.exception
     assert "Mask (DICOM SEG)" in [b.label for b in app.get("download_button")]
     assert any("2 frames segmented" in c.value for c in app.caption)
+
+
+def test_a_series_zip_is_segmented_and_a_broken_one_refused(app):
+    from tests.unit.test_dicom_decoding import _series_zip
+
+    _upload(app, "series.zip", _series_zip([5.0, 0.0, 10.0]), "application/zip")
+    assert any("3 slices" in c.value for c in app.caption)
+    app.button(key="segment.series.0").click().run()
+    assert not app.exception, app.exception
+    assert "Mask (DICOM SEG)" in [b.label for b in app.get("download_button")]
+    assert any("expect nonsense" in e.value for e in app.error)  # CT slices, brain model
+    _upload(app, "gaps.zip", _series_zip([0.0, 5.0, 20.0]), "application/zip")
+    assert any("unevenly spaced" in e.value for e in app.error)

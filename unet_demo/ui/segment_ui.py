@@ -38,6 +38,7 @@ RESULT_CACHE_KEY = "segment.results"
 PROBE_CACHE_KEY = "segment.probes"
 VOLUME_CACHE_KEY = "segment.volumes"
 SEG_CACHE_KEY = "segment.segs"
+SERIES_CACHE_KEY = "segment.series"
 MAX_CACHED_RESULTS = 24
 NO_SAMPLE = "(none)"
 UPLOADS_KEY = "segment.uploads"
@@ -249,7 +250,7 @@ def segment_page() -> None:
                f"{model_wording(handle.num_classes, names if handle.num_classes > 1 else ())}. "
                "Images of any size are scaled to fit and the mask is mapped back.")
     uploads = st.file_uploader(
-        "Images (PNG, JPEG, TIFF, DICOM, NIfTI .nii/.nii.gz)", accept_multiple_files=True, key="segment.uploader",
+        "Images (PNG, JPEG, TIFF, DICOM, NIfTI .nii/.nii.gz, a ZIP of one DICOM series)", accept_multiple_files=True, key="segment.uploader",
         help="Files are checked by their content, not their name. They are kept in this "
              "browser session only (up to 8 files), never written to disk.",
     )
@@ -282,6 +283,9 @@ def segment_page() -> None:
     for position, (name, data) in enumerate(files):
         st.divider()
         st.subheader(name)
+        if _is_zip(data):
+            summary.append(_series_ui(data, name, handle, base, opacity, position, names))
+            continue
         options = _file_options(name, data, base, position)
         with st.spinner(f"Segmenting {name}..."):
             outcome = cached_process(data, name, handle, options)
@@ -458,6 +462,85 @@ def _show_outcome(outcome: UploadOutcome, data: bytes, handle, options: SegmentO
     elif loaded.kind == "dicom":
         with buttons[2]:
             _dicom_seg_section(data, outcome, handle, options, position, names)
+    if outcome.ood is not None:
+        row["OOD score"] = round(outcome.ood.score, 2)
+    return row
+
+
+def _is_zip(data: bytes) -> bool:
+    from unet_demo.data.validation import sniff_format
+
+    return sniff_format(data) == "zip"
+
+
+def _series_ui(data: bytes, name: str, handle, options: SegmentOptions, opacity: float,
+               position: int, names: list[str]) -> dict[str, Any]:
+    """A ZIP of one DICOM series: checked, segmented as a volume, the middle slice shown, a SEG."""
+    from unet_demo.data.dicom import read_series_zip
+    from unet_demo.inference.encoders import dicom_seg_bytes
+    from unet_demo.inference.series import segment_series
+    from unet_demo.inference.shared import inference_cache_key
+    from unet_demo.plots.images import overlay_rgb, to_display_rgb
+
+    try:
+        series = read_series_zip(data, name)
+    except UNetDemoError as error:
+        st.error(str(error))
+        return {"file": name, "status": "refused", "detail": str(error)}
+    except Exception as error:  # noqa: BLE001 - a hostile archive must never show a traceback
+        logger.exception("unexpected failure reading the series %r", name)
+        message = (f"'{name}' could not be read as a DICOM series ({type(error).__name__}). "
+                   "Upload a ZIP holding the slices of one series.")
+        st.error(message)
+        return {"file": name, "status": "refused", "detail": message}
+    row_mm, col_mm, step = series.spacing
+    st.caption(f"DICOM series: {len(series.names)} slices of {series.datasets[0].Columns}x"
+               f"{series.datasets[0].Rows} pixels, {col_mm:.2f} x {row_mm:.2f} mm, slices "
+               f"{step:.2f} mm apart (ordered by ImagePositionPatient).")
+    key = inference_cache_key(data, handle.model_id, {**options.key_dict(), "series": True})
+    done: dict[str, Any] = st.session_state.setdefault(SERIES_CACHE_KEY, {})
+    if key not in done:
+        if not st.button("Segment the series", key=f"segment.series.{position}",
+                         help="Runs the model on every slice; then the mask downloads as one "
+                              "DICOM SEG."):
+            return {"file": name, "status": "waiting"}
+        bar = st.progress(0.0, text="Segmenting slices...")
+        try:
+            outcome = segment_series(series, handle, options, progress=lambda i, n: bar.progress(
+                i / n, text=f"slice {i}/{n}"))
+        except UNetDemoError as error:
+            bar.empty()
+            st.error(str(error))
+            return {"file": name, "status": "refused", "detail": str(error)}
+        bar.empty()
+        try:
+            seg: bytes | str = dicom_seg_bytes(series.datasets, outcome.labels,
+                                               handle.num_classes, class_names=names,
+                                               model_name=handle.title,
+                                               source_name=f"'{name}'")
+        except UNetDemoError as error:
+            seg = str(error)
+        while len(done) >= MAX_CACHED_RESULTS:
+            done.pop(next(iter(done)))
+        done[key] = (outcome, seg)
+    outcome, seg = done[key]
+    _ood_verdict(outcome.ood)
+    middle = len(outcome.labels) // 2
+    image = to_display_rgb(outcome.middle)
+    cols = st.columns(2)
+    cols[0].image(image, caption=f"slice {middle + 1} of {len(outcome.labels)}", width="stretch")
+    cols[1].image(overlay_rgb(image, outcome.labels[middle], max(2, handle.num_classes),
+                              opacity=opacity), caption="overlay", width="stretch")
+    text = ", ".join(f"{names[c] if c < len(names) else f'class {c}'}: {v / 1000:.1f} cm³"
+                     for c, v in outcome.volumes_mm3.items())
+    st.caption(f"Volume: {text}")
+    if isinstance(seg, str):
+        st.info(seg, icon=":material/info:")
+    else:
+        st.download_button("Mask (DICOM SEG)", seg, file_name=f"{mask_file_stem(name)}_seg.dcm",
+                           mime="application/dicom", key=f"segment.dl_seg.{position}",
+                           on_click="ignore")
+    row: dict[str, Any] = {"file": name, "status": "ok", "size": f"{len(outcome.labels)} slices"}
     if outcome.ood is not None:
         row["OOD score"] = round(outcome.ood.score, 2)
     return row
