@@ -181,6 +181,18 @@ def test_lessons_json_cli_lists_every_experiment_with_recorded_dice(capsys):
     assert "skip_connections:" in text and "test Dice" in text
 
 
+def test_lessons_cli_reads_recordings_without_tensorflow():
+    import subprocess
+    import sys
+
+    check = ("import sys\nfrom unet_demo.cli import main\ncode = main(['lessons', '--json'])\n"
+             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+             "sys.exit(code)\n")
+    result = subprocess.run([sys.executable, "-c", check], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 @pytest.mark.slow
 def test_recording_again_gives_the_committed_history(tmp_path):
     """Deterministic on a CPU: the cheapest run trained again matches its recording."""
