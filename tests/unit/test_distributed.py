@@ -156,3 +156,31 @@ def test_a_dying_worker_ends_the_run_with_failed_not_a_hang(tmp_path, monkeypatc
     last = ev.read_events(tmp_path)[0][-1]
     assert isinstance(last, ev.Failed) and "worker 1 of 2" in last.message
     assert time.monotonic() - started < 400
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("os").environ.get("UNET_DEMO_RAY_TESTS"),
+                    reason="opt-in (UNET_DEMO_RAY_TESTS=1): a local Ray cluster, 1-5 min on 2 shared cores")
+def test_ray_train_runs_two_workers_into_one_normal_run(tmp_path):
+    import os
+
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.train.tensorflow")
+    from unet_demo.training import rundir
+
+    root = Path(__file__).resolve().parents[2]
+    ray.init(address="local", num_cpus=2, include_dashboard=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(root)}})
+    try:
+        run_dir = tmp_path / "runs" / "r1"
+        distributed.run_on_ray_train(two_workers(tiny_spec(epochs=2, images=8, batch_size=4)),
+                                     run_dir, 2)
+    finally:
+        ray.shutdown()
+    kinds = [type(e).__name__ for e in ev.read_events(run_dir)[0]
+             if not isinstance(e, ev.BatchEnd)]
+    assert kinds == ["Started", "EpochEnd", "ValidationSnapshot", "EpochEnd",
+                     "ValidationSnapshot", "Finished"]
+    assert rundir.load_run(run_dir).status == "finished"
+    assert rundir.load_model(run_dir).output_shape[-1] == 1
+    assert os.listdir(tmp_path / "runs") and rundir.list_runs(tmp_path / "runs")[0].run_id == "r1"

@@ -803,6 +803,10 @@ def run_training(
         on_event: called with every event (they also go to events.jsonl).
         resume: continue from the last complete epoch when the folder holds a checkpoint.
 
+    With ``spec.train.workers > 1`` the run trains on that many local processes
+    (`unet_demo.training.distributed.run_local`); inside a ``TF_CONFIG`` cluster of several
+    workers this process trains its part (`distributed.train_worker`, the chief rule).
+
     Raises:
         UNetDemoError: bad config or data (a `Failed` event is written first).
 
