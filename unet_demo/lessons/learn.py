@@ -73,7 +73,7 @@ LESSON_LINKS: dict[str, tuple[str, str]] = {
                  "too high"),
     "fitting": ("regularisation", "Replay dropout and L2 against none, and 8 vs 32 vs 64 "
                 "training slices"),
-    "variants": ("variants", "Replay classic, attention, residual and U-Net++ side by side"),
+    "variants": ("variants", "Replay classic, attention and residual U-Nets side by side"),
 }
 """Third links, to a recorded experiment on the Lessons page (``?lesson=<key>``)."""
 

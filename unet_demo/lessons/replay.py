@@ -40,10 +40,18 @@ def format_measure(name: str, value: float) -> str:
     return f"{value:.2f}"
 
 
+def _score(name: str, value: float) -> float:
+    """The value compared: a gap counts by its size (a negative gap is no better than zero)."""
+    return abs(value) if name == "gap" else value
+
+
 def best_run(recording: ExperimentRecording, measure: str | None = None) -> str:
-    """Key of the run with the best value of ``measure`` (the experiment's first by default)."""
+    """Key of the run with the best value of ``measure`` (the experiment's first by default).
+
+    Higher is better except for `LOWER_IS_BETTER` measures; a gap counts by its size.
+    """
     name = measure or recording.experiment.measures[0]
-    values = {key: run.measure(name) for key, run in recording.runs.items()
+    values = {key: _score(name, run.measure(name)) for key, run in recording.runs.items()
               if math.isfinite(run.measure(name))}
     if not values:
         return ""
@@ -107,8 +115,17 @@ def margin(recording: ExperimentRecording) -> float:
     winner = best_run(recording)
     if not experiment.expected or experiment.expected not in recording.runs or not winner:
         return math.nan
-    return abs(recording.runs[winner].measure(name)
-               - recording.runs[experiment.expected].measure(name))
+    return abs(_score(name, recording.runs[winner].measure(name))
+               - _score(name, recording.runs[experiment.expected].measure(name)))
+
+
+def runner_up_margin(recording: ExperimentRecording) -> float:
+    """How far the best run is ahead of the second best on the deciding measure."""
+    name = recording.experiment.measures[0]
+    values = sorted((_score(name, run.measure(name)) for run in recording.runs.values()
+                     if math.isfinite(run.measure(name))),
+                    reverse=name not in LOWER_IS_BETTER)
+    return abs(values[0] - values[1]) if len(values) > 1 else math.nan
 
 
 TIE = 0.01
@@ -132,7 +149,13 @@ def verdict(recording: ExperimentRecording) -> Verdict:
     name = experiment.measures[0]
     expected = _label(experiment, experiment.expected)
     if winner == experiment.expected:
-        return Verdict(True, f"As the guide says: {expected} does best by {MEASURES[name]}.")
+        lead = runner_up_margin(recording)
+        if lead <= TIE:
+            return Verdict(True, f"The guide expects {expected} to do best; it leads by only "
+                                 f"{lead:.3f} {MEASURES[name]}, a tie within this recording's "
+                                 "noise.")
+        return Verdict(True, f"As the guide says: {expected} does best by {MEASURES[name]} "
+                             f"(by {format_measure(name, lead)}).")
     ahead = margin(recording)
     if ahead <= TIE:
         return Verdict(True, f"The guide expects {expected} to do best; here it ties with "
