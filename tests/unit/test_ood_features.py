@@ -83,10 +83,11 @@ def test_fit_save_load_and_a_damaged_file(tmp_path):
     assert ood.fit_run_detector(model, train[:1], val, tmp_path / "run") is None
 
 
-def test_a_finished_run_stores_its_detector(tmp_path):
+def test_a_finished_run_stores_its_detector(tmp_path, monkeypatch):
     from tests.unit.training_helpers import tiny_spec
     from unet_demo.training.runner import run_training
 
+    monkeypatch.setenv("UNET_DEMO_XLA", "0")  # no compile: the hook is what is tested
     run_training(tiny_spec(epochs=1, images=8), tmp_path)
     detector = ood.load_feature_detector(tmp_path)
     assert detector is not None and detector.info["num_train"] == 8
