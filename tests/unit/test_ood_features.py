@@ -81,6 +81,9 @@ def test_fit_save_load_and_a_damaged_file(tmp_path):
     with pytest.raises(UNetDemoError, match="fit_ood.py"):
         ood.load_feature_detector(tmp_path)
     assert ood.fit_run_detector(model, train[:1], val, tmp_path / "run") is None
+    foreign = ood.FeatureDetector(("no_such_layer",), detector.train_features, 1.0, {})
+    with pytest.raises(UNetDemoError, match="do not fit this model"):
+        ood.feature_score(model, np.zeros((128, 128, 1), np.float32), foreign)
 
 
 def test_a_finished_run_stores_its_detector(tmp_path, monkeypatch):

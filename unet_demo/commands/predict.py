@@ -89,7 +89,9 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{result['input']} -> {result['output']}: "
                       f"{_fmt_areas(result['foreground_pixels'])} px{extra}")
                 ood = result.get("ood")
-                if ood:
+                if ood and "error" in ood:
+                    print(f"  note: {ood['error']}")
+                elif ood:
                     print(f"  OOD score {ood['score']:.2f} (above 1 = unlike the training "
                           f"images): {ood['verdict']}")
                 for warning in result["warnings"]:
@@ -161,7 +163,10 @@ def _ood(handle: Any, model_input: Any = None, pixels: Any = None) -> dict[str, 
     """The feature-space OOD score as JSON (None for a model without stored statistics)."""
     from unet_demo.inference.ood import score_for
 
-    score = score_for(handle, model_input, pixels=pixels)
+    try:
+        score = score_for(handle, model_input, pixels=pixels)
+    except UNetDemoError as error:  # damaged or mismatched statistics: the mask is still written
+        return {"error": str(error)}
     return score.to_dict() if score is not None else None
 
 
@@ -195,11 +200,12 @@ def _predict_dicom(handle: Any, data: bytes, path: Path, loaded: Any, options: A
         "frames": frames, "shape": list(stack.shape if frames > 1 else stack.shape[1:]),
         "foreground_pixels": {str(c): int((stack == c).sum()) for c in
                               range(1, max(2, handle.num_classes))},
-        "ood": max((s for s in scores if s), key=lambda s: s["score"], default=None),
+        "ood": max((s for s in scores if s and "score" in s), key=lambda s: s["score"],
+                   default=None),
         "warnings": warnings,
     }
     if frames > 1:
-        summary["ood_flagged_frames"] = sum(bool(s and s["flagged"]) for s in scores)
+        summary["ood_flagged_frames"] = sum(bool(s and s.get("flagged")) for s in scores)
     if args.seg:
         names = (handle.card.get("class_names") if isinstance(handle.card, dict) else None)
         seg = dicom_seg_bytes([dicom.read_dataset(data, path.name)], stack, handle.num_classes,

@@ -478,9 +478,14 @@ def feature_score(model: Any, model_input: np.ndarray,
     """
     if detector is None:
         return None
-    features = pooled_features(model, np.asarray(model_input, np.float32)[None],
-                               detector.layers)
-    return score_features(detector, features)[0]
+    try:
+        features = pooled_features(model, np.asarray(model_input, np.float32)[None],
+                                   detector.layers)
+        return score_features(detector, features)[0]
+    except (ValueError, KeyError) as error:  # statistics of another model (missing layer, size)
+        raise UNetDemoError(
+            f"The stored OOD statistics do not fit this model ({str(error)[:120]}); no OOD "
+            f"score. Re-fit them (`python scripts/fit_ood.py`, or train the run again).") from None
 
 
 _DETECTORS: dict[tuple[str, float], FeatureDetector | None] = {}
