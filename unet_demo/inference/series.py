@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from unet_demo.data.dicom import Series, series_volume
+from unet_demo.errors import UNetDemoError
 from unet_demo.inference.labels import foreground_classes
 from unet_demo.inference.ood import OODScore, score_for
 from unet_demo.inference.segment import SegmentOptions, segment_volume
@@ -80,4 +81,8 @@ def segment_series(series: Series, handle: Any, options: SegmentOptions | None =
     volumes = {c: float((ordered == c).sum()) * voxel for c in foreground_classes(
         handle.num_classes)}
     middle = stacked[..., stacked.shape[-1] // 2]
-    return SeriesOutcome(ordered, volumes, middle, score_for(handle, pixels=middle))
+    try:
+        ood = score_for(handle, pixels=middle)
+    except UNetDemoError:  # statistics that do not fit the model: no score, the mask stands
+        ood = None
+    return SeriesOutcome(ordered, volumes, middle, ood)
