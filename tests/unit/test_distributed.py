@@ -14,7 +14,7 @@ from tests.unit.training_helpers import tiny_spec
 from unet_demo.commands import train as train_command
 from unet_demo.config import TrainConfig
 from unet_demo.errors import UNetDemoError
-from unet_demo.training import distributed
+from unet_demo.training import distributed, multiworker
 from unet_demo.training import events as ev
 
 
@@ -173,7 +173,7 @@ def test_ray_train_runs_two_workers_into_one_normal_run(tmp_path):
              runtime_env={"env_vars": {"PYTHONPATH": str(root)}})
     try:
         run_dir = tmp_path / "runs" / "r1"
-        distributed.run_on_ray_train(two_workers(tiny_spec(epochs=2, images=8, batch_size=4)),
+        multiworker.run_on_ray_train(two_workers(tiny_spec(epochs=2, images=8, batch_size=4)),
                                      run_dir, 2)
     finally:
         ray.shutdown()

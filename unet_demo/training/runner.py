@@ -804,8 +804,8 @@ def run_training(
         resume: continue from the last complete epoch when the folder holds a checkpoint.
 
     With ``spec.train.workers > 1`` the run trains on that many local processes
-    (`unet_demo.training.distributed.run_local`); inside a ``TF_CONFIG`` cluster of several
-    workers this process trains its part (`distributed.train_worker`, the chief rule).
+    (`unet_demo.training.distributed.run_local`); each of them trains its part with
+    `unet_demo.training.multiworker.train_worker` (the chief rule).
 
     Raises:
         UNetDemoError: bad config or data (a `Failed` event is written first).
@@ -818,8 +818,10 @@ def run_training(
     from unet_demo.training import distributed
 
     if distributed.in_multi_worker_cluster():  # one worker of a TF_CONFIG cluster
-        return distributed.train_worker(spec, run_dir, should_stop=should_stop,
-                                        on_event=on_event, resume=resume)
+        raise UNetDemoError(
+            "run_training was called inside a multi-worker TF_CONFIG cluster; each worker "
+            "trains its part with unet_demo.training.multiworker.train_worker (the local "
+            "launcher and Ray Train call it), or unset TF_CONFIG to train in one process.")
     if spec.train.workers > 1:  # start the workers on this machine
         return distributed.run_local(spec, run_dir, should_stop=should_stop,
                                      on_event=on_event, resume=resume)
