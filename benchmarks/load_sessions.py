@@ -293,7 +293,7 @@ async def segment_session(browser, base: str, image: Path, index: int, start: as
         button = page.get_by_role("button", name="Mask (PNG)")
         await button.wait_for(timeout=timeout_ms)
         async with page.expect_download(timeout=timeout_ms) as download_info:
-            await button.click()
+            await button.click(timeout=timeout_ms)  # (Playwright's own default is 30 s)
         download = await download_info.value
         mask_path = await download.path()
         record["mask"] = Path(mask_path).read_bytes()
@@ -387,7 +387,7 @@ async def train_session(browser, base: str, index: int, start: asyncio.Event, ti
         ready.append(index)
         await start.wait()
         record["pressed"] = time.time()
-        await button.click()
+        await button.click(timeout=timeout_ms)  # (Playwright's own default is 30 s)
         notices = page.get_by_text(re.compile(r"Started run |Queued run |Not queued:"))
         errors = page.locator(ERROR_SELECTORS)
         deadline = time.perf_counter() + timeout_ms / 1000
@@ -440,12 +440,12 @@ async def sample_workers(runs_dir: Path, stop: asyncio.Event, samples: list) -> 
 async def wait_runs_final(runs_dir: Path, run_ids: set[str], deadline: float) -> set[str]:
     """Wait until every run has a final event (or ``deadline``); return those that have not."""
     left = set(run_ids)
-    while left and time.perf_counter() < deadline:
+    while True:  # look at least once, also when the deadline has already passed
         left = {run_id for run_id in left
                 if not await asyncio.to_thread(run_final, runs_dir, run_id)}
-        if left:
-            await asyncio.sleep(2.0)
-    return left
+        if not left or time.perf_counter() >= deadline:
+            return left
+        await asyncio.sleep(2.0)
 
 
 def run_facts(runs_dir: Path, run_id: str) -> dict:
@@ -544,8 +544,8 @@ async def train_part(browser, args: argparse.Namespace, server: Server,
     limits["deadline"] = time.perf_counter() + args.run_timeout
     go.set()
     # Answers first (the watched pages go on until their runs end).
-    while len(answered) < len(tasks) and not all(task.done() for task in tasks):
-        await asyncio.sleep(0.5)
+    while len(set(answered) | {i for i, task in enumerate(tasks) if task.done()}) < len(tasks):
+        await asyncio.sleep(0.5)  # (a session that failed before its answer is done, too)
     snapshot = await asyncio.to_thread(jobs_snapshot, server.env)
     print(f"jobs --json right after the presses: {snapshot}", flush=True)
     records = await asyncio.gather(*tasks)
