@@ -51,6 +51,8 @@ RUN_FILES = (SPEC_FILE, EVENTS_FILE, METRICS_FILE, ENVIRONMENT_FILE, SNAPSHOTS_F
 MEASURE_NAMES = ("test_dice", "gap", "train_seconds", "train_gflop", "receptive_field")
 MAX_TOTAL_BYTES = 8 * 1024 * 1024
 """All recordings together stay under 8 MB (a test checks it)."""
+MAX_FRAMES = 12
+"""Snapshot epochs kept per run: all of them up to 12, else 12 spread out (first and last kept)."""
 _KEPT_EVENTS = ("Started", "EpochEnd", "Finished")
 
 
@@ -144,6 +146,38 @@ def run_folder(experiment_key: str, run_key: str, root: Path | None = None) -> P
     return (root or lessons_dir()) / experiment_key / run_key
 
 
+def kept_frames(epochs: int, most: int = MAX_FRAMES) -> list[int]:
+    """0-based indices of the snapshot epochs a recording keeps: dense early, sparse late.
+
+    Example:
+        >>> [i + 1 for i in kept_frames(6)]
+        [1, 2, 3, 4, 5, 6]
+        >>> [i + 1 for i in kept_frames(30)]
+        [1, 2, 3, 4, 5, 6, 7, 9, 13, 17, 22, 30]
+    """
+    if epochs <= most:
+        return list(range(epochs))
+    chosen = set(range(most // 2))
+    for value in np.geomspace(most // 2 + 1, epochs, most - most // 2):
+        chosen.add(int(round(value)) - 1)
+    return sorted(chosen)
+
+
+def thin_snapshots(folder: str | Path, most: int = MAX_FRAMES) -> None:
+    """Keep `kept_frames` of a recording's snapshots.npz (in place)."""
+    path = Path(folder) / SNAPSHOTS_FILE
+    with np.load(path) as data:
+        arrays = {name: np.asarray(data[name]) for name in data.files}
+    keep = kept_frames(len(arrays["epochs"]), most)
+    if len(keep) == len(arrays["epochs"]):
+        return
+    for name in ("epochs", "probability", "labels"):
+        arrays[name] = arrays[name][keep]
+    with open(path.with_name(".tmp-" + path.name), "wb") as handle:
+        np.savez_compressed(handle, **arrays)
+    os.replace(path.with_name(".tmp-" + path.name), path)
+
+
 def compact_run(run_dir: str | Path, dest: str | Path, spec: RunSpec) -> Path:
     """Copy the parts of a finished training run that a replay needs into ``dest``.
 
@@ -184,6 +218,7 @@ def compact_run(run_dir: str | Path, dest: str | Path, spec: RunSpec) -> Path:
         np.savez_compressed(handle, epochs=np.asarray(epochs, np.int16), images=images,
                             masks=masks, ids=ids, probability=np.stack(probability),
                             labels=np.stack(labels))
+    thin_snapshots(tmp)
     shutil.rmtree(dest, ignore_errors=True)
     os.replace(tmp, dest)
     return dest
