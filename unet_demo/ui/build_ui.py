@@ -7,6 +7,7 @@ TensorFlow is imported lazily (inside cached functions) so the widgets draw at o
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from typing import Any
 
@@ -95,6 +96,37 @@ def _reset_to_classroom() -> None:
 
 def _key(field: str) -> str:
     return PREFIX + field
+
+
+def skip_choices(depth: int) -> list[str]:
+    """The `UNetConfig.skip_connections` values for ``depth``: all, none, then kept levels.
+
+    Args:
+        depth: number of poolings (skips exist at levels 0..depth-1).
+
+    Example:
+        >>> skip_choices(2)
+        ['all', 'none', '0', '1']
+    """
+    levels = range(depth)
+    subsets = [",".join(str(level) for level in combo)
+               for size in range(depth - 1, 0, -1)
+               for combo in itertools.combinations(levels, size)]
+    return ["all", "none", *sorted(subsets, key=lambda text: (-len(text), text))]
+
+
+def skip_label(value: str) -> str:
+    """How the Build page names a skip choice.
+
+    Example:
+        >>> skip_label("all"), skip_label("0,2")
+        ('all levels (the U-Net)', 'levels 0, 2 only')
+    """
+    if value == "all":
+        return "all levels (the U-Net)"
+    if value == "none":
+        return "none (plain encoder-decoder)"
+    return f"levels {value.replace(',', ', ')} only"
 
 
 def _init_state(stored: UNetConfig) -> None:
@@ -198,6 +230,16 @@ def controls_ui() -> UNetConfig:
             "Interpolation", INTERPOLATIONS, key=_key("interpolation"), horizontal=True,
             disabled=values["upsampling"] != "upsample_conv",
             help="How upsample_conv enlarges: nearest copies pixels, bilinear blends them.")
+        choices = skip_choices(int(values["depth"]))
+        if st.session_state[_key("skip_connections")] not in choices:
+            st.session_state[_key("skip_connections")] = "all"
+        values["skip_connections"] = st.selectbox(
+            "Skip connections", choices, key=_key("skip_connections"),
+            format_func=skip_label, disabled=variant in ("unetpp", "pretrained"),
+            help="Which encoder levels hand their detail across to the decoder (level 0 = "
+                 "full resolution). 'none' builds a plain encoder-decoder: every decoder "
+                 "level only up-samples, so fine boundaries must be rebuilt from the "
+                 "bottleneck. U-Net++ and the pretrained encoder keep all their skips.")
     with extras:
         values["normalization"] = st.selectbox(
             "Normalisation", NORMALIZATIONS, key=_key("normalization"),
