@@ -34,14 +34,15 @@ FULL_MODEL = UNetConfig(
     convs_per_block=3, normalization="instance", dropout_rate=0.25, dropout_where="decoder",
     l1=1e-5, l2=1e-4, upsampling="upsample_conv", interpolation="nearest", activation="gelu",
     kernel_initializer="glorot_uniform", deep_supervision=True, backbone="vgg16",
-    encoder_weights="none", freeze_encoder=True)
+    encoder_weights="none", freeze_encoder=True, skip_connections="1")
 FULL_AUGMENT = AugmentConfig(
     hflip_p=0.5, vflip_p=0.25, rotate_p=0.3, rotate_limit=30.0, affine_p=0.4, shift_limit=0.1,
     scale_limit=0.2, affine_rotate_limit=12.0, crop_p=0.2, crop_scale_min=0.5,
     brightness_contrast_p=0.5, brightness_limit=0.15, contrast_limit=0.25, gamma_p=0.2,
     gamma_min=70.0, gamma_max=130.0, noise_p=0.1, noise_std_max=0.07, elastic_p=0.2,
     elastic_alpha=50.0, elastic_sigma=8.0, grid_p=0.15, grid_steps=7, grid_limit=0.4,
-    clahe_p=0.15, clahe_clip=3.5, blur_p=0.05, blur_limit=7, border_mode="constant", seed=7)
+    clahe_p=0.15, clahe_clip=3.5, blur_p=0.05, blur_limit=7, border_mode="constant", seed=7,
+    transform_mask=False)
 # TrainConfig.workers (data-parallel workers, part 4 of issue 13) is being added alongside.
 _NEWER_TRAIN_FIELDS = {"workers": 2} if "workers" in TrainConfig.__dataclass_fields__ else {}
 FULL_TRAIN = TrainConfig(
