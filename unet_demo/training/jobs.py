@@ -380,6 +380,7 @@ class JobManager:
         self._launcher = launcher
         self._durations: dict[str, float | None] = {}
         self._dispatcher: threading.Thread | None = None
+        self._watchers: dict[str, threading.Thread] = {}
 
     @property
     def root(self) -> Path:
@@ -799,6 +800,7 @@ class JobManager:
             grace_s = min(grace_s, STARTUP_STOP_GRACE_SECONDS)
         watcher = threading.Thread(target=self._kill_after, args=(run_id, grace_s),
                                    name=f"stop-{run_id}", daemon=True)
+        self._watchers[run_id] = watcher
         watcher.start()
         if grace_s <= 0:
             watcher.join()
@@ -825,6 +827,13 @@ class JobManager:
             if self.is_queued(run_id):
                 self.dispatch()
             time.sleep(0.2)
+        watcher = self._watchers.get(run_id)
+        if watcher is not None and watcher is not threading.current_thread():
+            # A stop that had to kill the worker records its Stopped event right after.
+            watcher.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if watcher.is_alive():
+                return False
+            self._watchers.pop(run_id, None)
         return True
 
     def _kill_after(self, run_id: str, grace_s: float) -> None:
