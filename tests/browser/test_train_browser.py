@@ -59,6 +59,10 @@ def test_start_watch_the_curve_grow_and_stop(app_server, page):
     cookies = {c["name"]: c["value"] for c in page.context.cookies()}
     assert "unet_demo_owner" in cookies and cookies["unet_demo_owner"] not in page.url
     # Another browser opens the same link: it watches read-only and cannot stop the run.
+    # The owner's address carries the settings link next to the run id (both are rewritten
+    # by the page's script after a reload; wait for them rather than catch them mid-update).
+    page.wait_for_function("() => location.search.includes('x=') && "
+                           "location.search.includes('run=')", timeout=30_000)
     other = page.context.browser.new_context()
     try:
         watcher = other.new_page()
