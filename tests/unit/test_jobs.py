@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from tests.unit.training_helpers import tiny_spec  # noqa: E402
+from tests.unit.training_helpers import tiny_spec, wait_for  # noqa: E402
 from unet_demo.training import events as ev  # noqa: E402
 from unet_demo.training import rundir  # noqa: E402
 from unet_demo.training.jobs import JobManager, trained_since_start  # noqa: E402
@@ -19,15 +19,6 @@ TIMING_KEYS = {"seconds", "images_per_sec"}
 
 def comparable(history):
     return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in history]
-
-
-def wait_for(predicate, timeout=240.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 def test_a_start_beyond_the_cap_is_queued_at_once_and_starts_when_the_slot_frees(tmp_path):

@@ -20,6 +20,7 @@ ray = pytest.importorskip("ray")
 pytest.importorskip("tensorflow")
 
 from tests.unit.training_helpers import tiny_spec  # noqa: E402
+from tests.unit.training_helpers import wait_for as shared_wait_for  # noqa: E402
 from unet_demo.errors import UNetDemoError  # noqa: E402
 from unet_demo.training import events as ev  # noqa: E402
 from unet_demo.training import ray_backend, rundir  # noqa: E402
@@ -31,12 +32,7 @@ STORE = 80 * 1024 * 1024  # object store per simulated node (the default wants f
 
 
 def wait_for(predicate, timeout=180.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
+    return shared_wait_for(predicate, timeout=timeout, interval=interval)
 
 
 def worker_info(run_dir):

@@ -14,3 +14,15 @@ def tiny_spec(epochs: int = 2, images: int = 8, batch_size: int = 4, **train) ->
         train=TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=3e-3, seed=7,
                           **train),
     )
+
+
+def wait_for(predicate, timeout: float = 240.0, interval: float = 0.05) -> bool:
+    """Poll ``predicate`` until it is true (True) or ``timeout`` seconds pass (False)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
