@@ -178,13 +178,15 @@ def _run_pipeline(compose: A.Compose, image: np.ndarray,
             f"Received: image {image.shape}, mask {mask.shape}. Resize the mask to the image."
         )
     work = np.ascontiguousarray(np.clip(work.astype(np.float32, copy=False), 0.0, 1.0))
-    result = compose(image=work, mask=np.ascontiguousarray(mask.astype(np.uint8, copy=False)))
+    # float32 masks are soft targets (DataConfig.mask_resize): moved as they are, not truncated.
+    mask_dtype = np.float32 if mask.dtype == np.float32 else np.uint8
+    result = compose(image=work, mask=np.ascontiguousarray(mask.astype(mask_dtype, copy=False)))
     out_image = np.clip(np.asarray(result["image"], np.float32), 0.0, 1.0)
     if out_image.ndim == 2:
         out_image = out_image[..., None]
     if squeeze:
         out_image = out_image[..., 0]
-    return out_image, np.asarray(result["mask"], np.uint8), result
+    return out_image, np.asarray(result["mask"], mask_dtype), result
 
 
 def augment_pair(compose: A.Compose, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

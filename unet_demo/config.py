@@ -263,6 +263,14 @@ class AugmentConfig(_FlatConfig):
 
 
 NORMALIZATION_MODES = ("minmax", "zscore", "symmetric", "ct_window")
+MASK_RESIZE_MODES = {
+    "nearest": "nearest neighbour: every pixel keeps a 0/1 label (correct)",
+    "bilinear": "bilinear, as the guide's loader does to a mask stored as 0/255 and then "
+                "divided by 255: fractional labels along every edge",
+    "bilinear_div255": "bilinear and divided by 255, as the guide's loader does to a mask "
+                       "stored as 0/1: every label shrinks below 1/255",
+}
+"""How training and validation masks are resized to the input size (binary datasets only)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -275,6 +283,10 @@ class DataConfig(_FlatConfig):
         image_size: square side the images are resized/padded to.
         normalization: "minmax" ([0,1]), "zscore", "symmetric" ([-1,1]) or "ct_window".
         max_train_images: 0 = all; a smaller number makes classroom runs faster.
+        mask_resize: how training and validation masks reach ``image_size``: "nearest"
+            (the right way), or one of the guide's loader bugs, "bilinear" and
+            "bilinear_div255" (`MASK_RESIZE_MODES`; binary datasets, for the Lessons page).
+            Test scores always use nearest-neighbour labels.
 
     Example:
         >>> DataConfig(dataset="nuclei").image_size
@@ -285,9 +297,11 @@ class DataConfig(_FlatConfig):
     image_size: int = 128
     normalization: str = "minmax"
     max_train_images: int = 0
+    mask_resize: str = "nearest"
 
     def __post_init__(self) -> None:
         _check_choice("normalization", self.normalization, NORMALIZATION_MODES)
+        _check_choice("mask_resize", self.mask_resize, tuple(MASK_RESIZE_MODES))
         _check_range("image_size", self.image_size, 16, 1024)
         _check_range("max_train_images", self.max_train_images, 0, 100000)
 

@@ -163,3 +163,49 @@ def test_batch_larger_than_the_training_set_is_refused():
     images, masks = _arrays()
     with pytest.raises(UNetDemoError, match="batch size"):
         training_dataset(images, masks, batch_size=N + 1, seed=0, epochs=1)
+
+
+def test_soft_mask_targets_reach_the_loss_as_they_are_even_when_augmented():
+    images, _ = _arrays()
+    soft = np.linspace(0, 1, N * H * W, dtype=np.float32).reshape(N, H, W)
+    augment = make_augment_fn(AugmentConfig(hflip_p=1.0))
+    batches = list(training_dataset(images, soft, batch_size=5, seed=0, epochs=1,
+                                    augment=augment, soft_masks=True))
+    targets = np.concatenate([np.asarray(y) for _, y in batches])[..., 0]
+    # Flipped, not truncated to 0/1 labels: the same multiset of fractional values.
+    assert targets.dtype == np.float32 and ((targets > 0) & (targets < 1)).mean() > 0.9
+    np.testing.assert_allclose(np.sort(targets.ravel()), np.sort(soft.ravel()), atol=1e-6)
+    val = np.concatenate([np.asarray(y) for _, y in
+                          validation_dataset(images, soft, batch_size=4, soft_masks=True)])
+    np.testing.assert_allclose(val[..., 0], soft)
+
+
+def test_soft_mask_targets_are_refused_outside_zero_one_and_for_several_classes():
+    images, _ = _arrays()
+    with pytest.raises(UNetDemoError, match=r"\[0, 1\]"):
+        validation_dataset(images, np.full((N, H, W), 2.0), batch_size=4, soft_masks=True)
+    with pytest.raises(UNetDemoError, match="binary tasks only"):
+        validation_dataset(images, np.zeros((N, H, W)), batch_size=4, num_classes=3,
+                           soft_masks=True)
+
+
+def test_the_guides_mask_loader_on_a_bundled_split():
+    from unet_demo.config import DataConfig
+    from unet_demo.data.sources import mask_targets, prepare_split
+
+    data = DataConfig(dataset="brain_skullstrip", image_size=64, max_train_images=4)
+    labels = prepare_split(data, "train", seed=42)[1]
+    assert mask_targets(data, "train", seed=42) is None  # nearest: the labels are the targets
+    soft = mask_targets(data.replace(mask_resize="bilinear"), "train", seed=42)
+    tiny = mask_targets(data.replace(mask_resize="bilinear_div255"), "train", seed=42)
+    assert soft.shape == labels.shape
+    # 0/255 masks: the interior keeps label 1, the edges get fractions, Dice with the labels
+    # stays high; 0/1 masks divided by 255: every target is below 1/255.
+    inside = soft[(soft > 0.99)]
+    assert inside.size and ((soft > 0.01) & (soft < 0.99)).sum() > 0
+    overlap = 2 * np.sum(soft * labels) / (soft.sum() + labels.sum())
+    assert overlap > 0.9
+    assert tiny.max() <= 1 / 255 + 1e-7 and np.allclose(tiny * 255, soft, atol=1e-5)
+    with pytest.raises(UNetDemoError, match="several classes"):
+        mask_targets(DataConfig(dataset="brain_tissue", image_size=64,
+                                mask_resize="bilinear"), "val")

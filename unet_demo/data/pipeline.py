@@ -49,14 +49,16 @@ AugmentFn = Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray
 result. `unet_demo.augment.make_augment_fn` builds one from an `AugmentConfig`."""
 
 
-def check_arrays(images: np.ndarray, masks: np.ndarray,
-                 num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+def check_arrays(images: np.ndarray, masks: np.ndarray, num_classes: int, *,
+                 soft_masks: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Validated float32 (N, H, W, C) images and uint8 (N, H, W) masks for the pipeline.
 
     Args:
         images: (N, H, W, C) or (N, H, W) (a channel axis is added).
         masks: integer labels (N, H, W) or (N, H, W, 1), 0..num_classes-1 (0/1 if binary).
         num_classes: 1 for binary masks, K > 1 for multi-class.
+        soft_masks: binary only: masks are float targets in [0, 1] (kept as float32), e.g. the
+            bilinear-resized masks of the Lessons page's mask-resizing experiment.
 
     Raises:
         UNetDemoError: shapes disagree, no images, or labels outside what num_classes allows.
@@ -65,6 +67,8 @@ def check_arrays(images: np.ndarray, masks: np.ndarray,
         >>> images, masks = check_arrays(np.zeros((2, 8, 8)), np.ones((2, 8, 8, 1)), 1)
         >>> images.shape, masks.shape, masks.dtype
         ((2, 8, 8, 1), (2, 8, 8), dtype('uint8'))
+        >>> check_arrays(np.zeros((1, 2, 2)), np.full((1, 2, 2), 0.25), 1, soft_masks=True)[1].dtype
+        dtype('float32')
     """
     images = np.asarray(images)
     masks = np.asarray(masks)
@@ -86,6 +90,14 @@ def check_arrays(images: np.ndarray, masks: np.ndarray,
         raise UNetDemoError("The input pipeline got no images; add at least one image/mask pair.")
     if num_classes < 1:
         raise UNetDemoError(f"num_classes must be >= 1. Received: {num_classes!r}.")
+    if soft_masks:
+        if num_classes != 1:
+            raise UNetDemoError("Soft (fractional) mask targets work for binary tasks only "
+                                f"(num_classes=1). Received: num_classes={num_classes}.")
+        if masks.min() < 0 or masks.max() > 1:
+            raise UNetDemoError(f"Soft mask targets must lie in [0, 1]. Received values "
+                                f"{float(masks.min()):g}..{float(masks.max()):g}.")
+        return images.astype(np.float32, copy=False), masks.astype(np.float32, copy=False)
     top = int(masks.max())
     allowed = 2 if num_classes == 1 else num_classes
     if masks.min() < 0 or top >= allowed:
@@ -187,7 +199,7 @@ def _augment_batch(augment: AugmentFn, seed: int, epoch, indices, images, masks)
         return new_images, new_masks
 
     new_images, new_masks = tf.numpy_function(run, [epoch, indices, images, masks],
-                                              [tf.float32, tf.uint8], stateful=False)
+                                              [tf.float32, masks.dtype], stateful=False)
     return tf.ensure_shape(new_images, images.shape), tf.ensure_shape(new_masks, masks.shape)
 
 
@@ -202,6 +214,7 @@ def training_dataset(
     num_classes: int = 1,
     augment: AugmentFn | None = None,
     one_hot: bool = False,
+    soft_masks: bool = False,
 ) -> tf.data.Dataset:
     """Training batches of epochs ``start_epoch``..``epochs - 1``, one stream for ``model.fit``.
 
@@ -220,6 +233,7 @@ def training_dataset(
         num_classes: 1 for binary masks, K > 1 for multi-class.
         augment: optional `AugmentFn` applied to each pair, e.g. `augment.make_augment_fn`.
         one_hot: multi-class only: masks as one-hot float32 (H, W, K) instead of int32 (H, W).
+        soft_masks: binary only: ``masks`` are float targets in [0, 1] (see `check_arrays`).
 
     Example:
         >>> ds = training_dataset(np.zeros((5, 8, 8, 1), np.float32), np.zeros((5, 8, 8)),
@@ -227,7 +241,7 @@ def training_dataset(
         >>> len(list(ds)), next(iter(ds))[1].dtype
         (4, tf.int32)
     """
-    images, masks = check_arrays(images, masks, num_classes)
+    images, masks = check_arrays(images, masks, num_classes, soft_masks=soft_masks)
     steps_per_epoch(len(images), batch_size)
     epochs_ahead = list(range(start_epoch, epochs))
     orders = np.asarray([epoch_order(seed, e, len(images)) for e in epochs_ahead],
@@ -270,6 +284,7 @@ def validation_dataset(
     batch_size: int,
     num_classes: int = 1,
     one_hot: bool = False,
+    soft_masks: bool = False,
 ) -> tf.data.Dataset:
     """Fixed-order, cached, unaugmented batches (validation and test splits).
 
@@ -280,6 +295,7 @@ def validation_dataset(
             `validation_batch_size`.
         num_classes: 1 for binary masks, K > 1 for multi-class.
         one_hot: multi-class only: masks as one-hot float32 (H, W, K) instead of int32 (H, W).
+        soft_masks: binary only: ``masks`` are float targets in [0, 1] (see `check_arrays`).
 
     Example:
         >>> ds = validation_dataset(np.zeros((3, 8, 8, 1), np.float32), np.zeros((3, 8, 8)),
@@ -289,7 +305,7 @@ def validation_dataset(
     """
     if batch_size < 1:
         raise UNetDemoError(f"batch_size must be >= 1. Received: {batch_size!r}.")
-    images, masks = check_arrays(images, masks, num_classes)
+    images, masks = check_arrays(images, masks, num_classes, soft_masks=soft_masks)
     dataset = tf.data.Dataset.from_tensor_slices((images, masks)).batch(batch_size)
     dataset = dataset.map(lambda x, y: (x, encode_masks(y, num_classes, one_hot)))
     return dataset.cache().prefetch(tf.data.AUTOTUNE)

@@ -125,17 +125,75 @@ def prepare_split(
         >>> len(prepare_split(cfg, "train")[2])
         3
     """
-    images, masks, ids = load_split_arrays(data.dataset, split)
-    limit = data.max_train_images
-    if split == "train" and limit and len(images) > limit:
-        keep = np.sort(np.random.default_rng(seed).permutation(len(images))[:limit])
-        images, masks, ids = images[keep], masks[keep], [ids[i] for i in keep]
+    images, masks, ids = _split_subset(data, split, seed)
     if len(images) == 0:
         return (np.zeros((0, data.image_size, data.image_size, channels or 1), np.float32),
                 np.zeros((0, data.image_size, data.image_size), np.uint8), [])
     prepared, labels = prepare_batch(images, masks, size=data.image_size, channels=channels,
                                      normalization=data.normalization)
     return prepared, labels, ids
+
+
+def _split_subset(data: DataConfig, split: str, seed: int):
+    """Raw (images, masks, ids) of a split, the training split cut to ``max_train_images``."""
+    images, masks, ids = load_split_arrays(data.dataset, split)
+    limit = data.max_train_images
+    if split == "train" and limit and len(images) > limit:
+        keep = np.sort(np.random.default_rng(seed).permutation(len(images))[:limit])
+        images, masks, ids = images[keep], masks[keep], [ids[i] for i in keep]
+    return images, masks, ids
+
+
+def mask_targets(data: DataConfig, split: str, *, seed: int = 0) -> np.ndarray | None:
+    """The float mask targets a run trains on when ``data.mask_resize`` is not "nearest".
+
+    This rebuilds the guide's mask loader on purpose: ``tf.image.resize`` (bilinear) on a
+    binary mask, then a division by 255. A mask stored as 0/255 ends up with fractional labels
+    along every edge ("bilinear"); one stored as 0/1 ends up with labels below 1/255
+    ("bilinear_div255"). The images and the test scores are unchanged (`prepare_split`).
+
+    Args:
+        data: the run's `DataConfig`; its ``mask_resize`` picks the loader.
+        split: "train" or "val" (the splits a run trains and validates on).
+        seed: draws the training subset, as in `prepare_split`.
+
+    Returns:
+        float32 (N, image_size, image_size) in [0, 1], aligned with `prepare_split`, or None
+        for "nearest" (the integer labels are the targets).
+
+    Raises:
+        UNetDemoError: a multi-class dataset (the guide's loader is for binary masks).
+
+    Example:
+        >>> cfg = DataConfig(dataset="nuclei", image_size=64, mask_resize="bilinear")
+        >>> soft = mask_targets(cfg, "val")
+        >>> soft.shape[1:], bool(((soft > 0) & (soft < 1)).any())
+        ((64, 64), True)
+        >>> round(float(mask_targets(cfg.replace(mask_resize="bilinear_div255"), "val").max()) * 255, 4)
+        1.0
+    """
+    import cv2
+
+    if data.mask_resize == "nearest":
+        return None
+    _, masks, _ = _split_subset(data, split, seed)
+    if len(masks) and int(np.max([m.max() for m in masks])) > 1:
+        raise UNetDemoError(
+            f"mask_resize={data.mask_resize!r} reproduces the guide's loader for binary masks, "
+            f"but {data.dataset!r} has several classes. Use mask_resize='nearest'.")
+    size = data.image_size
+    targets = np.zeros((len(masks), size, size), np.float32)
+    for index, mask in enumerate(masks):
+        mask = np.asarray(mask, np.float32).reshape(mask.shape[:2])
+        height, width = mask.shape
+        scale = min(size / height, size / width)
+        shape = (min(size, max(1, round(height * scale))), min(size, max(1, round(width * scale))))
+        resized = cv2.resize(mask, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+        top, left = (size - shape[0]) // 2, (size - shape[1]) // 2  # as resize_with_pad
+        targets[index, top:top + shape[0], left:left + shape[1]] = resized
+    if data.mask_resize == "bilinear_div255":
+        targets /= 255.0
+    return np.clip(targets, 0.0, 1.0)
 
 
 def dataset_choices() -> dict[str, str]:

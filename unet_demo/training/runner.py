@@ -70,15 +70,19 @@ class PreparedData:
 
     Attributes:
         train_images, train_masks, val_images, val_masks: float32 NHWC and uint8 NHW arrays.
+        train_targets, val_targets: float32 NHW soft masks the loss trains and validates on
+            instead of the labels (``DataConfig.mask_resize`` other than "nearest"), or None.
         val_ids: names of the validation images.
         label_count: number of labels including background (2 = binary).
         output_classes: model output channels (1 = sigmoid for binary tasks, else label_count).
         channels: image channels.
     """
 
-    def __init__(self, train, val, label_count: int):
+    def __init__(self, train, val, label_count: int, targets=(None, None)):
         self.train_images, self.train_masks, self.train_ids = train
         self.val_images, self.val_masks, self.val_ids = val
+        # What the loss sees: the labels, or the soft masks of a mask_resize lesson run.
+        self.train_targets, self.val_targets = targets
         self.label_count = int(label_count)
         self.output_classes = 1 if self.label_count <= 2 else self.label_count
         self.channels = int(self.train_images.shape[-1])
@@ -103,7 +107,10 @@ def prepare_data(spec: RunSpec) -> PreparedData:
             f"Dataset {spec.data.dataset!r} has {len(train[0])} training and {len(val[0])} "
             "validation images; training needs at least one of each."
         )
-    return PreparedData(train, val, sources.label_count(spec.data.dataset, [train[1], val[1]]))
+    targets = tuple(sources.mask_targets(spec.data, split, seed=spec.train.seed)
+                    for split in ("train", "val"))
+    return PreparedData(train, val, sources.label_count(spec.data.dataset, [train[1], val[1]]),
+                        targets)
 
 
 def resolve_spec(spec: RunSpec, data: PreparedData) -> RunSpec:
@@ -231,6 +238,35 @@ def package_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
+
+
+CPU_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+"""CPU flags that change which oneDNN kernels run (and so the last bits of a float result)."""
+
+
+def cpu_description() -> dict[str, object]:
+    """The CPU a run trained on: model name and the vector features that decide its kernels.
+
+    Two runs of one spec repeat exactly on the same kind of CPU; on another (e.g. AMD EPYC
+    with AVX2 against Intel Xeon with AVX-512) they agree only up to float round-off.
+
+    Example:
+        >>> sorted(cpu_description())
+        ['cpu_features', 'cpu_model']
+    """
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == (platform.processor()
+                                                          or platform.machine()):
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    return {"cpu_model": model, "cpu_features": [f for f in CPU_FEATURES if f in flags]}
 
 
 # --------------------------------------------------------------------------- the run
@@ -391,6 +427,7 @@ class _Trainer:
             "packages": package_versions(),
             "platform": platform.platform(),
             "cpu_count": os.cpu_count(),
+            **cpu_description(),
             "argv": sys.argv,
             # Where it ran: set by the job manager's launcher (local process or Ray actor).
             "backend": os.environ.get("UNET_DEMO_WORKER_BACKEND", "in-process"),
@@ -457,12 +494,15 @@ class _Trainer:
             from unet_demo.augment import make_augment_fn
 
             augment = make_augment_fn(self.spec.augment)
+        soft = data.train_targets is not None
         training = pipeline.training_dataset(
-            data.train_images, data.train_masks, batch_size=train.batch_size, seed=train.seed,
-            epochs=train.epochs, start_epoch=self.initial_epoch,
-            num_classes=data.output_classes, augment=augment)
+            data.train_images, data.train_targets if soft else data.train_masks,
+            batch_size=train.batch_size, seed=train.seed, epochs=train.epochs,
+            start_epoch=self.initial_epoch, num_classes=data.output_classes, augment=augment,
+            soft_masks=soft)
         validation = pipeline.validation_dataset(
-            data.val_images, data.val_masks, num_classes=data.output_classes,
+            data.val_images, data.val_targets if soft else data.val_masks,
+            num_classes=data.output_classes, soft_masks=soft,
             batch_size=pipeline.validation_batch_size(len(data.val_images), train.batch_size))
         return training, validation
 
