@@ -246,18 +246,37 @@ EXPERIMENTS: tuple[Experiment, ...] = (
                 "Dice it costs.",
         learn="input-size"),
     Experiment(
-        key="variants", title="Classic, attention or residual",
+        key="variants", title="Classic, attention, residual or U-Net++",
         question="Do the fancier U-Net variants beat the classic one?",
         guide_says="Attention gates help with small targets in a lot of background; residual "
                    "and nested skips help deeper models train.",
         expected="attention", varies=("model.variant",),
         runs=_runs(BRAIN, "model.variant", [
             ("classic", "classic", "classic"), ("attention", "attention gates", "attention"),
-            ("residual", "residual blocks", "residual")]),
+            ("residual", "residual blocks", "residual"),
+            ("unetpp", "U-Net++ (nested skips)", "unetpp")]),
         measures=("test_dice", "train_gflop"),
         look_at="Recorded on skull stripping (not the lesions) to keep the recordings cheap: "
-                "with this little training, compare the spread with the other lessons'.",
+                "with this little training, compare the spread with the other lessons', and "
+                "what each extra point of Dice costs in compute (U-Net++ the most).",
         learn="variants"),
+    Experiment(
+        key="mask_resize", title="Resizing masks: nearest neighbour or the guide's /255",
+        question="What does the guide's mask loader (bilinear resize, then divide by 255) "
+                 "teach the network?",
+        guide_says="The guide's loaders resize each mask with tf.image.resize, which is "
+                   "bilinear by default, then divide it by 255 and call it a binary mask.",
+        expected="", varies=("data.mask_resize",),
+        runs=_runs(BRAIN, "data.mask_resize", [
+            ("nearest", "nearest neighbour, labels 0/1", "nearest"),
+            ("bilinear", "bilinear (mask saved as 0/255)", "bilinear"),
+            ("div255", "bilinear / 255 (mask saved as 0/1)", "bilinear_div255")]),
+        look_at="Every run is scored on the true 0/1 test masks. The guide's loader is "
+                "right only for masks saved as 0/255: bilinear resizing then just softens the "
+                "edge labels. On masks saved as 0/1, dividing by 255 leaves labels below "
+                "0.004 and the network learns to mark nothing. Check what your mask files "
+                "hold before you divide them.",
+        learn="preprocessing"),
     Experiment(
         key="train_images", title="How many training images?",
         question="How much does the size of the training set matter?",
