@@ -26,7 +26,15 @@ from unet_demo.lessons.recordings import (
     load_run,
     recordings_size,
 )
-from unet_demo.lessons.replay import answer_sentence, best_run, format_measure, verdict
+from unet_demo.lessons.replay import (
+    TIE,
+    answer_sentence,
+    best_run,
+    format_measure,
+    margin,
+    runner_up_margin,
+    verdict,
+)
 from unet_demo.settings import REPO_ROOT
 from unet_demo.training import events as ev
 
@@ -123,6 +131,14 @@ def test_answer_sentence_quotes_the_recorded_numbers(experiment):
             assert "contradicts the guide" in judged.text
             assert experiment.run(winner).label in judged.text
         assert (winner == experiment.expected) <= bool(judged.agrees)
+        # The verdict's own figure is the recorded lead, and the tie rule decides its wording.
+        lead = runner_up_margin(recording) if winner == experiment.expected \
+            else margin(recording)
+        if lead <= TIE:
+            assert judged.agrees and f"{lead:.3f}" in judged.text, judged.text
+        else:
+            assert judged.agrees == (winner == experiment.expected), judged.text
+            assert format_measure(name, lead) in judged.text, judged.text
 
 
 def test_empty_recording_says_so():
@@ -210,8 +226,20 @@ def test_recording_again_gives_the_committed_history(tmp_path):
         pytest.skip("input_size/px64 is not recorded yet")
     recorder.record_run(experiment.run("px64").spec, tmp_path / "px64")
     again = load_run(tmp_path / "px64")
+    # The same kind of CPU repeats the run to float precision. Another kind (AVX2 against
+    # AVX-512 kernels) agrees only up to round-off that grows over the epochs (seen: 8e-5 in
+    # one epoch's Dice between an AMD EPYC and an Intel Xeon); an older recording does not
+    # name its CPU.
+    same_cpu = all(committed.environment.get(key) == again.environment.get(key)
+                   for key in ("cpu_model", "cpu_features")) \
+        and "cpu_model" in committed.environment
+    tolerance = {"rel": 1e-4, "abs": 1e-5} if same_cpu else {"rel": 0, "abs": 5e-3}
     for old, new in zip(committed.history, again.history, strict=True):
         for key in ("loss", "val_loss", "dice", "val_dice"):
-            assert new[key] == pytest.approx(old[key], rel=1e-4, abs=1e-5), (old["epoch"], key)
-    assert again.test_dice == pytest.approx(committed.test_dice, abs=1e-4)
-    np.testing.assert_array_equal(again.labels[-1], committed.labels[-1])
+            assert new[key] == pytest.approx(old[key], **tolerance), (old["epoch"], key)
+    assert again.test_dice == pytest.approx(committed.test_dice,
+                                            abs=1e-4 if same_cpu else 5e-3)
+    if same_cpu:
+        np.testing.assert_array_equal(again.labels[-1], committed.labels[-1])
+    else:
+        assert np.mean(again.labels[-1] != committed.labels[-1]) < 0.01
