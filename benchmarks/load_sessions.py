@@ -723,7 +723,9 @@ def cpu_model() -> str:
 
 
 RAY_HELPER = r"""
-import json, signal, sys
+import json, os, signal, sys
+# Every node, worker and driver on the loopback address (Ray's single-machine switch).
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 import ray
 from ray.cluster_utils import Cluster
 
@@ -906,6 +908,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"Ray cluster up in {cluster.start_s:.1f} s at {cluster.address}: "
                       f"{cluster.nodes}", flush=True)
                 extra["UNET_DEMO_RAY_ADDRESS"] = cluster.address
+                extra["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # the app's driver too
             server = Server(model_dir, work, args.max_jobs, extra)
             server.ray_cap = int(sum(node["cpus"] for node in cluster.nodes)) if cluster else 0
             server.node_names = cluster.names if cluster else {}

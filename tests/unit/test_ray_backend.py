@@ -109,21 +109,34 @@ def test_backend_choice_and_an_unreachable_cluster_never_raises(monkeypatch, tmp
 
 @pytest.fixture(scope="module")
 def cluster():
-    """Head (1 CPU) + one node (1 CPU) on this machine; shut down after the module."""
+    """Head (1 CPU) + one node (1 CPU) on this machine; shut down after the module.
+
+    Every node, worker and driver uses the loopback address: Ray's switch for single-machine
+    clusters (the one it sets on macOS and Windows) is set here as an environment variable for
+    the processes the cluster starts, and as the constant this process has already read.
+    """
+    import os
+
+    from ray._private import ray_constants
     from ray.cluster_utils import Cluster
 
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
     begin = time.monotonic()
     local = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "include_dashboard": False, "object_store_memory": STORE})
     local.add_node(num_cpus=1, object_store_memory=STORE)
     local.wait_for_nodes()
-    print(f"\n[ray] 2-node cluster up in {time.monotonic() - begin:.1f} s")
+    assert local.address.startswith("127.0.0.1:"), local.address
+    print(f"\n[ray] 2-node cluster up in {time.monotonic() - begin:.1f} s at {local.address}")
     try:
         yield local
     finally:
         ray.shutdown()
         ray_backend._connection.update(address=None, failed_at=0.0, error="")
         local.shutdown()
+        os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
+        ray_constants.ENABLE_RAY_CLUSTER = True
 
 
 def alive_node_ids():
