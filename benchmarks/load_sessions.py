@@ -375,6 +375,8 @@ async def train_session(browser, base: str, index: int, start: asyncio.Event, ti
     ("Epochs done") by itself once the run trains; else the context closes after the answer
     (the run goes on in its worker, as when a pupil closes the tab).
     """
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
     context = await browser.new_context(viewport={"width": 1300, "height": 900})
     page = await context.new_page()
     record: dict = {"session": index, "watched": watch}
@@ -393,7 +395,11 @@ async def train_session(browser, base: str, index: int, start: asyncio.Event, ti
         deadline = time.perf_counter() + timeout_ms / 1000
         while time.perf_counter() < deadline:
             if await notices.count():
-                text = (await notices.first.inner_text()).strip()
+                try:  # the notice can be redrawn by a rerun while it is read: read it again
+                    text = (await notices.first.inner_text(timeout=5_000)).strip()
+                except PlaywrightTimeout:
+                    await asyncio.sleep(0.25)
+                    continue
                 record["text"] = text[:400]
                 record["answer"] = ("not queued" if text.startswith("Not queued")
                                     else "started" if text.startswith("Started") else "queued")
@@ -554,7 +560,9 @@ async def train_part(browser, args: argparse.Namespace, server: Server,
     print(f"answers: {sum(r.get('answer') == 'started' for r in records)} started, "
           f"{sum(r.get('answer') == 'queued' for r in records)} queued, "
           f"{len(records) - len(accepted_ids)} other; waiting for every run to end", flush=True)
-    unfinished = await wait_runs_final(runs_dir, accepted_ids, limits["deadline"])
+    # Every run the server made, also one whose notice this load generator failed to read.
+    made = {p.name for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    unfinished = await wait_runs_final(runs_dir, accepted_ids | made, limits["deadline"])
     if unfinished:
         print(f"{len(unfinished)} runs not finished after --run-timeout {args.run_timeout:.0f} s;"
               " their workers are killed", flush=True)
@@ -650,6 +658,13 @@ def summarize_train(args, server: Server, records: list[dict], samples: list, t_
         "not_finished_by_limit": len(unfinished), "run_timeout_s": args.run_timeout,
         "duplicate_run_ids": len(ids) - len(set(ids)),
         "run_folders": len(folders), "extra_run_folders": sorted(set(folders) - set(ids)),
+        # The server's side: every run folder a press made, its end and its Started events,
+        # whether or not the browser's notice was read (a generator failure is not a refusal).
+        "server_refusals": sum(row["answer"] == "not queued" for row in rows),
+        "generator_failures": sum(row["answer"] in ("failure", "no answer") for row in rows),
+        "server_runs_finished_once": sum(
+            (facts := run_facts(runs_dir, name)).get("end") == "Finished"
+            and facts.get("started_events") == 1 for name in folders),
         "shown_positions": sorted(row["position"] for row in rows if row.get("position")),
         "answer_s_max": max((row.get("answer_s", 0) for row in rows), default=0),
         "wait_s_min_median_max": ([round(min(waits), 1), round(statistics.median(waits), 1),
@@ -700,7 +715,9 @@ def print_train_table(train: dict) -> None:
               f"{'-' if shown is None else f'{shown:.0f} s'} | "
               f"{row.get('wait_s', '-')} s | {row.get('run_s', '-')} s | {facts.get('end')} | "
               f"{row.get('done_after_press_s', '-')} s | {row.get('node', '-')} |")
-    keys = ("accepted", "started_at_once", "queued", "rejected", "lost", "started_twice",
+    keys = ("accepted", "started_at_once", "queued", "rejected", "server_refusals",
+            "generator_failures", "run_folders", "server_runs_finished_once", "lost",
+            "started_twice",
             "not_finished_by_limit", "duplicate_run_ids",
             "extra_run_folders", "wait_s_min_median_max", "run_s_min_median_max",
             "last_run_finished_after_press_s", "max_concurrent_runs", "max_concurrent_training",
