@@ -1,4 +1,4 @@
-"""The Lessons page in a real Chromium: three experiments replay (screenshots), the class plan
+"""The Lessons page in a real Chromium: four experiments replay (screenshots), the class plan
 walks from its first step to its last, and a step's link opens its page."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from unet_demo.lessons.class_plan import CLASS_PLAN
 
 pytestmark = pytest.mark.browser
 
-SHOTS = ("skip_connections", "loss_imbalance", "image_only_bug")
+SHOTS = ("skip_connections", "loss_imbalance", "image_only_bug", "mask_resize")
 
 
 def _no_errors(page) -> None:
