@@ -62,7 +62,7 @@ def _check_range(name: str, value: float, low: float, high: float) -> None:
         raise UNetDemoError(f"{name} must be between {low} and {high}. Received: {value!r}.")
 
 
-VARIANTS = ("classic", "attention", "residual", "unetpp", "lightweight", "unet3d", "pretrained")
+VARIANTS = ("classic", "attention", "residual", "dense", "unetpp", "lightweight", "unet3d", "pretrained")
 NORMALIZATIONS = ("none", "batch", "group", "instance", "layer")
 DROPOUT_PLACES = ("bottleneck", "decoder", "all")
 UPSAMPLINGS = ("transpose", "upsample_conv")
@@ -78,7 +78,7 @@ class UNetConfig(_FlatConfig):
     """Everything `build_unet` needs; one flat record per model.
 
     Args:
-        variant: one of VARIANTS ("classic", "attention", "residual", "unetpp",
+        variant: one of VARIANTS ("classic", "attention", "residual", "dense", "unetpp",
             "lightweight", "unet3d", "pretrained").
         input_height, input_width: spatial input size; each must be a multiple of 2**depth.
         input_depth: number of slices for "unet3d" (multiple of 2**depth); ignored otherwise.
@@ -105,7 +105,7 @@ class UNetConfig(_FlatConfig):
         skip_connections: which encoder levels reach the decoder: "all" (the U-Net), "none"
             (a plain encoder-decoder: each decoder level only upsamples the coarser tensor) or
             a comma list of kept levels such as "0,2" (level 0 = full resolution). Classic,
-            attention, residual, lightweight and 3D variants; U-Net++ and the pretrained
+            attention, residual, dense, lightweight and 3D variants; U-Net++ and the pretrained
             encoder keep all their skips.
 
     Example:
@@ -287,10 +287,16 @@ class DataConfig(_FlatConfig):
             (the right way), or one of the guide's loader bugs, "bilinear" and
             "bilinear_div255" (`MASK_RESIZE_MODES`; binary datasets, for the Lessons page).
             Test scores always use nearest-neighbour labels.
+        folds: 0 = the dataset's own train/val splits; K >= 2 = K-fold cross-validation:
+            train and val are pooled and cut into K leak-free folds (`unet_demo.data.folds`),
+            the test split is unchanged.
+        fold: which fold (0-based) validates when ``folds`` >= 2.
 
     Example:
         >>> DataConfig(dataset="nuclei").image_size
         128
+        >>> DataConfig(folds=5, fold=2).fold
+        2
     """
 
     dataset: str = "brain_skullstrip"
@@ -298,12 +304,17 @@ class DataConfig(_FlatConfig):
     normalization: str = "minmax"
     max_train_images: int = 0
     mask_resize: str = "nearest"
+    folds: int = 0
+    fold: int = 0
 
     def __post_init__(self) -> None:
         _check_choice("normalization", self.normalization, NORMALIZATION_MODES)
         _check_choice("mask_resize", self.mask_resize, tuple(MASK_RESIZE_MODES))
         _check_range("image_size", self.image_size, 16, 1024)
         _check_range("max_train_images", self.max_train_images, 0, 100000)
+        if self.folds != 0:
+            _check_range("folds", self.folds, 2, 20)
+        _check_range("fold", self.fold, 0, max(0, self.folds - 1))
 
 
 LOSS_LABELS = {

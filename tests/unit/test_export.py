@@ -25,6 +25,9 @@ EXPORT_CASES = {
     "residual_instance_gelu": UNetConfig(
         variant="residual", input_height=32, input_width=32, depth=2, base_filters=4,
         normalization="instance", activation="gelu", kernel_initializer="he_uniform"),
+    "dense_batch_3convs_dropout": UNetConfig(
+        variant="dense", input_height=32, input_width=32, depth=2, base_filters=4,
+        convs_per_block=3, dropout_rate=0.1),
     "unetpp_layer_deep_3cls": UNetConfig(
         variant="unetpp", input_height=32, input_width=32, depth=3, base_filters=4,
         normalization="layer", deep_supervision=True, num_classes=3),

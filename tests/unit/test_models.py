@@ -40,6 +40,9 @@ TRAIN_CASES = [
     ("attention-d3-3cls", _tiny(variant="attention", depth=3, num_classes=3)),
     ("residual-d2-instance-gelu", _tiny(variant="residual", normalization="instance",
                                         activation="gelu", num_classes=2)),
+    ("dense-d2-batch", _tiny(variant="dense")),
+    ("dense-d3-3convs-group-3cls", _tiny(variant="dense", depth=3, convs_per_block=3,
+                                         normalization="group", num_classes=3)),
     ("unetpp-d2-deep-supervision", _tiny(variant="unetpp", deep_supervision=True)),
     ("unetpp-d3-layer-3cls", _tiny(variant="unetpp", depth=3, normalization="layer",
                                    num_classes=3)),
@@ -219,6 +222,16 @@ def test_depth_and_growth_set_level_filters() -> None:
     assert model.get_layer("bottleneck_conv1").filters == round(6 * 1.5**3)
     assert model.get_layer("enc0_conv1").kernel_size == (5, 5)
     assert "enc0_conv2" not in {layer.name for layer in model.layers}
+
+
+def test_dense_block_convolutions_read_every_earlier_output() -> None:
+    model = build_unet(_tiny(variant="dense", depth=1, convs_per_block=3, normalization="none"))
+    # conv3 reads input + conv1 + conv2; the transition compresses input + 3 convs to 4 channels
+    assert model.get_layer("enc0_dense3").output.shape[-1] == 1 + 4 + 4
+    assert model.get_layer("enc0_stack").output.shape[-1] == 1 + 3 * 4
+    assert model.get_layer("enc0_transition").output.shape[-1] == 4
+    assert model.get_layer("enc0_dense2").output.shape[-1] == 1 + 4
+    assert len(model.get_layer("enc0_dense3").input) == 3
 
 
 def test_deep_supervision_averages_one_head_per_column() -> None:

@@ -41,6 +41,10 @@ def build_unet(cfg: UNetConfig, *, load_weights: bool = True) -> keras.Model:
         from unet_demo.models.residual import build_residual
 
         return build_residual(cfg)
+    if cfg.variant == "dense":
+        from unet_demo.models.dense import build_dense
+
+        return build_dense(cfg)
     if cfg.variant == "unetpp":
         from unet_demo.models.unetpp import build_unetpp
 

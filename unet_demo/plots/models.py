@@ -223,6 +223,8 @@ def unet_diagram(cfg: UNetConfig, levels: Sequence[Mapping[str, Any]] | None = N
     block_word = "separable conv block" if cfg.variant == "lightweight" else "conv block"
     if cfg.variant == "residual":
         block_word = "residual block"
+    if cfg.variant == "dense":
+        block_word = "dense block"
     mismatch = first_mismatch(levels)
     for i, level in enumerate(levels):
         shape = _shape_label(level)
@@ -337,6 +339,7 @@ _VARIANT_NOTES = {
     "classic": "Classic U-Net: two convolutions per block, skips concatenate encoder features.",
     "attention": "Attention gates (AG) weight each skip by what the coarser decoder level found.",
     "residual": "Residual blocks: each block adds a shortcut (+) around its convolutions.",
+    "dense": "Dense U-Net: in every block each convolution reads all earlier ones (concatenated).",
     "unetpp": "U-Net++: nested decoder nodes (small squares) densely re-use every skip.",
     "lightweight": "Lightweight: depthwise-separable convolutions in every block (far fewer weights).",
     "unet3d": "3D U-Net: volumes (D x H x W), Conv3D and 3D pooling.",

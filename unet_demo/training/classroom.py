@@ -172,7 +172,7 @@ def load_class_settings(path: Path | str | None) -> ClassSettings:
 
     Example:
         >>> load_class_settings(None)
-        ClassSettings(default_dataset='', preset='', allowed_variants=('classic', 'attention', 'residual', 'unetpp', 'lightweight', 'unet3d', 'pretrained'), epoch_cap=0, banner='')
+        ClassSettings(default_dataset='', preset='', allowed_variants=('classic', 'attention', 'residual', 'dense', 'unetpp', 'lightweight', 'unet3d', 'pretrained'), epoch_cap=0, banner='')
     """
     if path is None:
         return ClassSettings()

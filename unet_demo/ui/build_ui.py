@@ -43,6 +43,7 @@ VARIANT_HELP = {
     "classic": "The original design: two convolutions per level, skips concatenate.",
     "attention": "Gates on the skips learn to suppress background: helps small targets.",
     "residual": "Shortcuts around each block: deeper nets train more easily.",
+    "dense": "Dense blocks: each convolution reads all earlier ones, so features are reused.",
     "unetpp": "Nested, dense skip paths narrow the gap between encoder and decoder features.",
     "lightweight": "Depthwise-separable convolutions: far fewer weights, faster on a CPU.",
     "unet3d": "Whole volumes with 3D convolutions: uses context across slices, costs memory.",
