@@ -181,6 +181,7 @@ VARIANT_CASES = [
     ("classic", {}),
     ("attention", {}),
     ("residual", {}),
+    ("dense", {}),
     ("unetpp", {"deep_supervision": True}),
     ("lightweight", {"depth": 1}),
     # MobileNetV2's five poolings fix depth 5; random encoder weights (no download).
