@@ -44,6 +44,8 @@ class Started:
         deterministic: the run asked for repeatable results (same seed -> same history on CPU;
             op determinism itself is only switched on where XLA is off).
         note: anything the user should know (e.g. why results may not repeat on a GPU).
+        precision: "float32", "bfloat16" or "float16" (the layers' compute type).
+        speed_reason: why this XLA and precision setting (measured, cached or set).
     """
 
     epochs: int
@@ -56,6 +58,8 @@ class Started:
     jit_compile: bool = False
     deterministic: bool = True
     note: str = ""
+    precision: str = "float32"
+    speed_reason: str = ""
     time: float = dataclasses.field(default_factory=_now)
 
 
@@ -120,6 +124,27 @@ class Stopped:
 
 
 @dataclasses.dataclass(frozen=True)
+class PhaseStart:
+    """A phase of the fine-tuning schedule begins (`unet_demo.models.transfer.phase_plan`).
+
+    Attributes:
+        epoch: the phase's first epoch (1-based).
+        phase: "decoder" (encoder frozen) or "last_level" (deepest encoder level unfrozen).
+        trainable_params, frozen_params: parameter counts in this phase.
+        learning_rate: the phase's starting learning rate.
+        text: one sentence for the page and the CLI.
+    """
+
+    epoch: int
+    phase: str
+    trainable_params: int = 0
+    frozen_params: int = 0
+    learning_rate: float = 0.0
+    text: str = ""
+    time: float = dataclasses.field(default_factory=_now)
+
+
+@dataclasses.dataclass(frozen=True)
 class Cancelled:
     """A queued run was taken out of the queue before it started; ``by`` says who did it."""
 
@@ -128,11 +153,11 @@ class Cancelled:
 
 
 Event = (Started | BatchEnd | EpochEnd | ValidationSnapshot | Finished | Failed | Stopped
-         | Cancelled)
+         | Cancelled | PhaseStart)
 EVENT_TYPES: dict[str, type] = {
     cls.__name__: cls
     for cls in (Started, BatchEnd, EpochEnd, ValidationSnapshot, Finished, Failed, Stopped,
-                Cancelled)
+                Cancelled, PhaseStart)
 }
 TERMINAL_TYPES = (Finished, Failed, Stopped, Cancelled)
 

@@ -33,6 +33,7 @@ from unet_demo.training.events import (
     Event,
     Failed,
     Finished,
+    PhaseStart,
     Started,
     Stopped,
     ValidationSnapshot,
@@ -54,6 +55,7 @@ class LiveRun:
         snapshots: epoch -> run-relative path of that epoch's validation snapshot.
         terminal: the Finished, Failed or Stopped event once the run ended.
         first_epoch_end: time of the first EpochEnd since the last Started (for the ETA).
+        phase: the last PhaseStart of a fine-tuning schedule (None without one).
 
     Example:
         >>> live = LiveRun("r1")
@@ -70,6 +72,7 @@ class LiveRun:
     snapshots: dict[int, str] = dataclasses.field(default_factory=dict)
     terminal: Event | None = None
     first_epoch_end: float | None = None
+    phase: PhaseStart | None = None
 
     def apply(self, events: list[Event]) -> None:
         """Fold new events into the state (epochs are keyed, so a resumed run does not repeat).
@@ -100,6 +103,8 @@ class LiveRun:
                                      **event.metrics})
             elif isinstance(event, ValidationSnapshot):
                 self.snapshots[event.epoch] = event.path
+            elif isinstance(event, PhaseStart):
+                self.phase = event
             elif isinstance(event, TERMINAL_TYPES):
                 self.terminal = event
 
@@ -445,14 +450,17 @@ def started_facts(started: Started) -> str:
         '24 training / 8 validation images, 1,234 parameters, 3 batches per epoch, XLA off; \
 seeded: the same seed and settings repeat this history on a CPU.'
     """
+    precision = getattr(started, "precision", "float32")
     facts = (f"{started.train_images} training / {started.val_images} validation images, "
              f"{started.params:,} parameters, {started.batches_per_epoch} batches per "
-             f"epoch, XLA {'on' if getattr(started, 'jit_compile', False) else 'off'}; "
+             f"epoch, XLA {'on' if getattr(started, 'jit_compile', False) else 'off'}"
+             + (f", {precision} compute" if precision != "float32" else "") + "; "
              + ("seeded: the same seed and settings repeat this history on a CPU."
                 if getattr(started, "deterministic", False)
                 else "not seeded for repeatability."))
+    reason = getattr(started, "speed_reason", "")
     note = getattr(started, "note", "")
-    return facts + (f" {note}" if note else "")
+    return facts + "".join(f" {text}" for text in (reason, note) if text)
 
 
 def epoch_text(row: dict[str, Any]) -> str:
@@ -537,6 +545,8 @@ def event_lines(live: LiveRun, events: list[Event]) -> list[str]:
                          f"{event.device}: {started_facts(event)}")
         elif isinstance(event, EpochEnd):
             lines.append(epoch_text(live.history[-1]))
+        elif isinstance(event, PhaseStart):
+            lines.append(event.text)
         elif isinstance(event, TERMINAL_TYPES):
             message = end_message(live)
             if message is not None:

@@ -52,6 +52,7 @@ from unet_demo.inference.labels import foreground_probability, labels_from_proba
 from unet_demo.training import events as ev
 from unet_demo.training import housekeeping, rundir
 from unet_demo.training.spec import RunSpec
+from unet_demo.training.speed import SpeedChoice, choose_speed, dtype_policy
 
 SNAPSHOT_IMAGES = 4
 PLATEAU_FACTOR = 0.5
@@ -124,12 +125,21 @@ def resolve_spec(spec: RunSpec, data: PreparedData) -> RunSpec:
         >>> resolve_spec(spec, data).model.num_classes  # doctest: +SKIP
         1
     """
-    if spec.model.variant == "unet3d":
+    from unet_demo.data.volumes import VOLUME_DATASET_NAMES, is_volume_dataset
+
+    volumetric = is_volume_dataset(spec.data.dataset)
+    if (spec.model.variant == "unet3d") != volumetric:
         raise UNetDemoError(
-            "The 3-D U-Net cannot be trained on 2-D slices here. Pick a 2-D variant (e.g. "
-            "'classic') on the Build page or with --variant."
+            f"The {spec.model.variant!r} U-Net cannot train on {spec.data.dataset!r}: the 3-D "
+            f"U-Net trains on volume datasets ({', '.join(VOLUME_DATASET_NAMES)}) and 2-D "
+            "variants on image datasets. Pick 'unet3d' with a volume dataset, or a 2-D "
+            "variant (e.g. 'classic') with an image dataset."
         )
     size = spec.data.image_size
+    if volumetric:  # cubic patches: the patch side is the image size
+        return spec.replace(model=spec.model.replace(
+            input_depth=size, input_height=size, input_width=size,
+            input_channels=data.channels, num_classes=data.output_classes))
     model = spec.model.replace(input_height=size, input_width=size,
                                input_channels=data.channels, num_classes=data.output_classes)
     return spec.replace(model=model)
@@ -307,6 +317,7 @@ class _Trainer:
         self.strategy = None
         self.device = "CPU"
         self.jit_compile: Any = False
+        self.speed = SpeedChoice(False, "float32", "default", "")
         self.notes: list[str] = []
         self.environment: dict[str, Any] = {}
         self.callbacks: list = []
@@ -315,6 +326,12 @@ class _Trainer:
         self.wall_start = time.perf_counter()
         self.train_seconds = 0.0
         self.agree_stop: Callable[[bool], bool] | None = None  # multi-worker: shared stop
+        # Fine-tuning schedule (`unet_demo.models.transfer`): its phases, the current one and
+        # the epochs (first, stop) the next model.fit covers.
+        self.phases: list[tuple[str, int, int]] = [("all", 0, spec.train.epochs)]
+        self.phase = self.phases[0]
+        self.phase_params = {"trainable": 0, "frozen": 0}
+        self.segment = (0, spec.train.epochs)
 
     def emit(self, event: ev.Event) -> None:
         """Append ``event`` to events.jsonl and hand it to ``on_event``."""
@@ -371,9 +388,9 @@ class _Trainer:
         keras.utils.set_random_seed(train.seed)
         self.strategy, self.device = distribution_strategy()
         on_cpu = self.device.split(" ")[0] == "CPU"
-        xla = os.environ.get("UNET_DEMO_XLA", "1") == "1"
-        if self.device.endswith("workers"):  # XLA cannot compile the collective all-reduce
-            xla = False
+        # XLA on/off and float32/bfloat16 per machine: env override, cache or micro-benchmark.
+        self.speed = choose_speed(self.device)
+        xla = self.speed.jit_compile is True
         if train.deterministic and not (on_cpu and xla):
             # Keras turns XLA off under op determinism. On the CPU the XLA-compiled step is
             # itself deterministic (tests/unit/test_training.py checks identical histories), so
@@ -382,7 +399,7 @@ class _Trainer:
         if not on_cpu:
             self.notes.append("On a GPU, results can differ slightly between runs even with "
                               "one seed.")
-        self.jit_compile = xla if on_cpu else "auto"
+        self.jit_compile = xla if on_cpu else self.speed.jit_compile
 
     def build(self) -> None:
         """Build the U-Net and its optimizer, or load the checkpoint to resume; compile."""
@@ -396,9 +413,28 @@ class _Trainer:
                     self.run_dir / self.state["checkpoint"], compile=True, safe_mode=True)
                 optimizer = self.model.optimizer
             else:
-                self.model = build_unet(self.spec.model, load_weights=True)
+                with dtype_policy(self.speed.policy):  # the saved model.keras is float32 again
+                    self.model = build_unet(self.spec.model, load_weights=True)
                 optimizer = build_optimizer(self.spec, self.steps_per_epoch)
+            self.start_transfer()
         self.compile(optimizer)
+
+    def start_transfer(self) -> None:
+        """Load the shipped encoder (a fresh run) and set the current phase's trainable flags."""
+        from unet_demo.models import transfer
+
+        train = self.spec.train
+        if train.init_encoder and not self.state:
+            loaded = transfer.load_encoder(self.model, self.spec.model, train.init_encoder)
+            self.notes.append(f"Encoder started from the shipped encoder "
+                              f"{train.init_encoder!r} ({loaded} layers).")
+        self.phases = transfer.phase_plan(train)
+        # The phase of the last epoch done (a resume at a phase boundary enters the next one
+        # in `enter_phase`, with its own optimizer); a fresh run starts in the first phase.
+        done = max(self.initial_epoch - 1, 0)
+        self.phase = next((p for p in self.phases if p[1] <= done < p[2]), self.phases[-1])
+        if self.phase[0] != "all":
+            self.phase_params = transfer.set_phase(self.model, self.spec.model, self.phase[0])
 
     def compile(self, optimizer) -> None:
         """Compile with the spec's loss, the training metrics, ``optimizer`` and the XLA choice."""
@@ -424,6 +460,9 @@ class _Trainer:
             "device": self.device,
             "jit_compile": bool(self.jit_compile),
             "jit_note": "",
+            "precision": self.speed.precision,
+            "dtype_policy": self.speed.policy,
+            "speed_choice": self.speed.to_dict(),
             "packages": package_versions(),
             "platform": platform.platform(),
             "cpu_count": os.cpu_count(),
@@ -471,18 +510,57 @@ class _Trainer:
             initial_epoch=self.initial_epoch, train_images=self.train_count,
             val_images=len(self.data.val_images), device=self.device,
             params=int(self.model.count_params()), jit_compile=bool(self.jit_compile),
-            deterministic=train.deterministic, note=" ".join(self.notes)))
+            deterministic=train.deterministic, note=" ".join(self.notes),
+            precision=self.speed.precision, speed_reason=self.speed.reason))
 
     # ---------------------------------------------------------------- fit
     def fit(self) -> None:
-        """Train the remaining epochs; when XLA fails before the first batch, again without."""
+        """Train the remaining epochs, phase by phase; when XLA fails first, again without it."""
         fit_start = time.perf_counter()
-        if self.initial_epoch < self.spec.train.epochs:
+        for phase in self.phases:
+            if phase[2] <= self.initial_epoch or self.initial_epoch >= self.spec.train.epochs:
+                continue
+            self.enter_phase(phase)
             while not self._fit_once():
                 pass  # XLA could not compile the step; _fit_once recompiled without it
             if self.early_stopping is not None:
                 self.stopped_early = self.early_stopping.stopped_epoch > 0
+            if self.stopped_at is not None or self.stopped_early:
+                break
         self.train_seconds = time.perf_counter() - fit_start
+
+    def enter_phase(self, phase: tuple[str, int, int]) -> None:
+        """Start a phase of the fine-tuning schedule: flags, optimizer, `PhaseStart` event.
+
+        The first phase was set up by `build`; a later one unfreezes the deepest encoder level
+        and recompiles with a new optimizer at ``learning_rate * unfreeze_lr_factor`` (its
+        schedule runs over the phase's epochs). Early stopping and plateau counters go on.
+        """
+        from unet_demo.models import transfer
+
+        name, first, stop = phase
+        self.segment = (max(first, self.initial_epoch), stop)
+        if phase is not self.phase:
+            self.phase = phase
+            self.phase_params = transfer.set_phase(self.model, self.spec.model, name)
+            train = self.spec.train
+            lowered = self.spec.replace(train=train.replace(
+                learning_rate=max(1e-7, train.learning_rate * train.unfreeze_lr_factor),
+                epochs=max(1, stop - first)))
+            with self.strategy.scope():
+                self.compile(build_optimizer(lowered, self.steps_per_epoch))
+            for callback in (self.early_stopping, self.plateau):
+                if callback is not None:  # the next fit's on_train_begin restores these
+                    callback.restored = callback.state()
+        if name != "all":
+            counts = self.phase_params
+            self.emit(ev.PhaseStart(
+                epoch=self.segment[0] + 1, phase=name, trainable_params=counts["trainable"],
+                frozen_params=counts["frozen"],
+                learning_rate=current_learning_rate(self.model.optimizer),
+                text=f"Epoch {self.segment[0] + 1}: {transfer.PHASE_TEXT[name]} "
+                     f"({counts['trainable']:,} trainable, {counts['frozen']:,} frozen "
+                     "parameters)."))
 
     def datasets(self):
         """(training, validation) tf.data pipelines of the remaining epochs."""
@@ -497,8 +575,8 @@ class _Trainer:
         soft = data.train_targets is not None
         training = pipeline.training_dataset(
             data.train_images, data.train_targets if soft else data.train_masks,
-            batch_size=train.batch_size, seed=train.seed, epochs=train.epochs,
-            start_epoch=self.initial_epoch, num_classes=data.output_classes, augment=augment,
+            batch_size=train.batch_size, seed=train.seed, epochs=self.segment[1],
+            start_epoch=self.segment[0], num_classes=data.output_classes, augment=augment,
             soft_masks=soft)
         validation = pipeline.validation_dataset(
             data.val_images, data.val_targets if soft else data.val_masks,
@@ -512,8 +590,8 @@ class _Trainer:
 
         train_data, val_data = self.datasets()
         try:
-            self.model.fit(train_data, validation_data=val_data, epochs=self.spec.train.epochs,
-                           initial_epoch=self.initial_epoch, steps_per_epoch=self.steps_per_epoch,
+            self.model.fit(train_data, validation_data=val_data, epochs=self.segment[1],
+                           initial_epoch=self.segment[0], steps_per_epoch=self.steps_per_epoch,
                            callbacks=self.callbacks, verbose=0,
                            shuffle=False)  # the tf.data pipeline shuffles per (seed, epoch)
         except StopRequested:
@@ -572,6 +650,8 @@ class _Trainer:
             if "iou_class" in key and row[key] == row[key]:
                 row[key.replace("iou_", "dice_")] = 2 * row[key] / (1 + row[key])
         row["lr"] = current_learning_rate(self.model.optimizer)
+        if self.phase[0] != "all":  # the fine-tuning phase: 1 decoder only, 2 last level too
+            row["phase"] = float(self.phases.index(self.phase) + 1)
         row["seconds"] = round(seconds, 3)
         row["images_per_sec"] = round(self.train_count / max(seconds, 1e-9), 3)
         self.history.append(row)
@@ -649,9 +729,10 @@ class _Trainer:
             return self.finish_stopped()
         final_epoch = self.restore_best()
         final_model = self.save_model()
-        # Feature-space OOD statistics next to model.keras (never fails the run).
-        ood.fit_run_detector(final_model, self.data.train_images, self.data.val_images,
-                             self.run_dir)
+        # Feature-space OOD statistics next to model.keras (never fails the run); 2-D only.
+        if self.spec.model.variant != "unet3d":
+            ood.fit_run_detector(final_model, self.data.train_images, self.data.val_images,
+                                 self.run_dir)
         test_mean, test_count = self.score_test(final_model)
         metrics = self.write_metrics(final_epoch, test_mean, test_count)
         rundir.atomic_write_text(self.run_dir / rundir.MODEL_CARD_FILE,
@@ -704,7 +785,7 @@ class _Trainer:
             "val": {k.removeprefix("val_"): v for k, v in best_row.items()
                     if k.startswith("val_")},
             "train": {k: v for k, v in best_row.items()
-                      if not k.startswith("val_") and k not in ("epoch", "lr", "seconds",
+                      if not k.startswith("val_") and k not in ("epoch", "lr", "seconds", "phase",
                                                                 "images_per_sec")},
             "test": test_mean,
             "test_images": test_count,
@@ -865,7 +946,10 @@ def run_training(
     if spec.train.workers > 1:  # start the workers on this machine
         return distributed.run_local(spec, run_dir, should_stop=should_stop,
                                      on_event=on_event, resume=resume)
-    trainer = _Trainer(spec, run_dir, should_stop, on_event)
+    trainer_class = _Trainer
+    if spec.model.variant == "unet3d":  # volumes: 3-D snapshots and test scores
+        from unet_demo.training.volume import VolumeTrainer as trainer_class
+    trainer = trainer_class(spec, run_dir, should_stop, on_event)
     try:
         return trainer.run(resume)
     except StopRequested:  # pragma: no cover - handled inside _Trainer.fit

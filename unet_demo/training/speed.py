@@ -1,0 +1,393 @@
+"""The fastest correct training setting for the machine a run lands on.
+
+Two switches decide how fast a Keras U-Net trains on a CPU, and the best position of each
+depends on the CPU, not on the network: whether the training step is compiled with XLA
+(``jit_compile=True``) or runs as Keras' default TensorFlow graph (oneDNN kernels), and whether
+the layers compute in float32 or in ``mixed_bfloat16`` (bfloat16 compute, float32 weights).
+On an AMD EPYC with AVX2 XLA was 1.6-3x faster than the default graph; on an Intel Xeon with
+AVX-512 and AMX the default graph was 1.6x faster than XLA and bfloat16 1.3x faster again.
+
+`choose_speed` settles both once per machine:
+
+1. ``UNET_DEMO_XLA=0|1`` and ``UNET_DEMO_PRECISION=float32|bfloat16|float16`` win when set.
+2. Otherwise a cached answer for this machine (CPU model, core count, TensorFlow and Keras
+   versions) is used: the file `speed_cache_path` (``UNET_DEMO_SPEED_CACHE`` moves it).
+3. Otherwise a micro-benchmark trains a small U-Net for a few steps with every candidate
+   setting (seconds; a file lock makes concurrent workers measure once) and keeps the fastest.
+   bfloat16 is a candidate only where the CPU computes it natively (AVX512_BF16 or AMX-BF16
+   flags); elsewhere TensorFlow emulates it and float32 is both faster and exact. On a GPU the
+   choice is ``mixed_float16`` with Keras' own XLA default, without measuring.
+
+The loss, the sigmoid/softmax output layer and the metrics stay float32 under every policy
+(the builder gives the output layer ``dtype="float32"``), and the model a run saves is rebuilt
+in float32, so model files never depend on the setting a run trained with.
+
+Example:
+    >>> choice = choose_speed("CPU", environ={"UNET_DEMO_XLA": "1",
+    ...                                       "UNET_DEMO_PRECISION": "float32"})
+    >>> (choice.jit_compile, choice.policy, choice.source)
+    (True, 'float32', 'environment')
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import platform
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from unet_demo.errors import UNetDemoError
+
+PRECISION_NAMES = ("auto", "float32", "bfloat16", "float16")
+"""Values of ``UNET_DEMO_PRECISION``."""
+
+POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+"""Keras dtype policy for each precision name."""
+
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+"""CPU flags (``/proc/cpuinfo``) that mean the CPU computes bfloat16 natively."""
+
+BENCH_SIZE, BENCH_FILTERS, BENCH_DEPTH, BENCH_BATCH = 96, 8, 3, 8
+BENCH_WARMUP_STEPS, BENCH_TIMED_STEPS = 2, 4
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SpeedChoice:
+    """How a run trains: the XLA switch, the dtype policy, where the choice came from and why.
+
+    Attributes:
+        jit_compile: ``True``/``False`` for XLA on/off on a CPU; ``"auto"`` leaves it to Keras.
+        policy: Keras dtype policy: "float32", "mixed_bfloat16" or "mixed_float16".
+        source: "environment", "cache", "measured" or "default".
+        reason: one sentence for the run's facts line and environment.json.
+        timings: images/s of each measured candidate ("xla float32": 80.1, ...), if measured.
+    """
+
+    jit_compile: bool | str
+    policy: str
+    source: str
+    reason: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def precision(self) -> str:
+        """The short name: "float32", "bfloat16" or "float16"."""
+        return {value: key for key, value in POLICIES.items()}[self.policy]
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dict (environment.json's "speed" entry)."""
+        return dict(asdict(self), precision=self.precision)
+
+
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty when it cannot be read).
+
+    Args:
+        cpuinfo: text of a cpuinfo file; read from ``/proc/cpuinfo`` when None.
+
+    Example:
+        >>> sorted(cpu_flags("flags\\t: fpu avx2 amx_bf16\\n"))
+        ['amx_bf16', 'avx2', 'fpu']
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+        except OSError:
+            return set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return set(value.split())
+    return set()
+
+
+def native_bfloat16(flags: set[str]) -> bool:
+    """True when the CPU flags promise native bfloat16 arithmetic (AVX512_BF16 or AMX-BF16).
+
+    Args:
+        flags: CPU feature flags, as from `cpu_flags`.
+
+    Example:
+        >>> native_bfloat16({"avx2"}), native_bfloat16({"avx512f", "amx_bf16"})
+        (False, True)
+    """
+    return any(flag in flags for flag in NATIVE_BF16_FLAGS)
+
+
+def _parse_environment(environ: Mapping[str, str]) -> tuple[bool | None, str]:
+    """(XLA override or None, precision name) from the environment; errors name the variable."""
+    xla_text = environ.get("UNET_DEMO_XLA", "").strip().lower()
+    xla: bool | None
+    if xla_text in ("", "auto"):
+        xla = None
+    elif xla_text in ("1", "true", "on", "yes"):
+        xla = True
+    elif xla_text in ("0", "false", "off", "no"):
+        xla = False
+    else:
+        raise UNetDemoError(
+            f"UNET_DEMO_XLA must be 1 (XLA on), 0 (off) or auto. Received: {xla_text!r}. "
+            "Fix: set it to one of those or unset it.")
+    precision = environ.get("UNET_DEMO_PRECISION", "").strip().lower() or "auto"
+    if precision not in PRECISION_NAMES:
+        raise UNetDemoError(
+            f"UNET_DEMO_PRECISION must be one of {', '.join(PRECISION_NAMES)}. Received: "
+            f"{precision!r}. Fix: set it to one of those or unset it.")
+    return xla, precision
+
+
+def machine_key(cpu_model: str | None = None, cores: int | None = None) -> str:
+    """The cache key of this machine: CPU model, core count, TensorFlow and Keras versions.
+
+    Args:
+        cpu_model: CPU model name (read from the machine when None).
+        cores: logical core count (``os.cpu_count()`` when None).
+
+    Example:
+        >>> machine_key("AMD EPYC", 2).startswith("AMD EPYC | 2 cores | tensorflow ")
+        True
+    """
+    import keras
+    import tensorflow as tf
+
+    if cpu_model is None:
+        from unet_demo.training.runner import cpu_description
+
+        cpu_model = str(cpu_description()["cpu_model"])
+    cores = os.cpu_count() if cores is None else cores
+    return (f"{cpu_model} | {cores} cores | tensorflow {tf.__version__} | "
+            f"keras {keras.__version__}")
+
+
+def speed_cache_path(environ: Mapping[str, str] | None = None) -> Path:
+    """Where measured choices are cached (``UNET_DEMO_SPEED_CACHE``, else the user cache dir).
+
+    Args:
+        environ: environment mapping (``os.environ`` when None).
+
+    Example:
+        >>> speed_cache_path({"UNET_DEMO_SPEED_CACHE": "/tmp/s.json"}).name
+        's.json'
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get("UNET_DEMO_SPEED_CACHE", "").strip():
+        return Path(environ["UNET_DEMO_SPEED_CACHE"].strip())
+    base = environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
+    return Path(base) / "unet_demo" / "speed.json"
+
+
+def candidates(flags: set[str], xla: bool | None, precision: str) -> list[tuple[bool, str]]:
+    """The (XLA, policy) settings worth measuring on a CPU, given the overrides.
+
+    Args:
+        flags: CPU feature flags.
+        xla: forced XLA setting, or None to measure both.
+        precision: "auto" or a forced precision name.
+
+    Example:
+        >>> candidates({"avx2"}, None, "auto")
+        [(True, 'float32'), (False, 'float32')]
+        >>> candidates({"amx_bf16"}, False, "auto")
+        [(False, 'float32'), (False, 'mixed_bfloat16')]
+    """
+    if precision == "auto":
+        policies = ["float32"] + (["mixed_bfloat16"] if native_bfloat16(flags) else [])
+    else:
+        policies = [POLICIES[precision]]
+    switches = [True, False] if xla is None else [xla]
+    return [(switch, policy) for policy in policies for switch in switches]
+
+
+def label(jit_compile: bool | str, policy: str) -> str:
+    """Human name of a setting, e.g. "XLA float32" or "default graph mixed_bfloat16".
+
+    Example:
+        >>> label(False, "mixed_bfloat16")
+        'default graph mixed_bfloat16'
+    """
+    kind = {True: "XLA", False: "default graph"}.get(jit_compile, "Keras' XLA default")
+    return f"{kind} {policy}"
+
+
+@contextlib.contextmanager
+def dtype_policy(policy: str) -> Iterator[None]:
+    """Build layers under ``policy`` inside the block; the previous global policy after it.
+
+    Args:
+        policy: a Keras dtype policy name.
+
+    Example:
+        >>> import keras
+        >>> with dtype_policy("mixed_bfloat16"):
+        ...     inside = keras.config.dtype_policy().name
+        >>> inside, keras.config.dtype_policy().name
+        ('mixed_bfloat16', 'float32')
+    """
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def time_setting(jit_compile: bool, policy: str, *, size: int = BENCH_SIZE,
+                 filters: int = BENCH_FILTERS, depth: int = BENCH_DEPTH,
+                 batch: int = BENCH_BATCH, steps: int = BENCH_TIMED_STEPS) -> float:
+    """Training images/s of a small U-Net with one setting (0.0 when it fails to compile).
+
+    Args:
+        jit_compile: XLA on or off.
+        policy: Keras dtype policy name.
+        size, filters, depth, batch: the benchmark network and batch.
+        steps: timed steps after `BENCH_WARMUP_STEPS` warm-up steps (which compile).
+
+    Example:
+        >>> time_setting(False, "float32", size=16, filters=2, depth=1, batch=2, steps=1) > 0
+        True
+    """
+    import keras
+    import numpy as np
+
+    from unet_demo.config import UNetConfig
+    from unet_demo.models.builder import build_unet
+
+    cfg = UNetConfig(input_height=size, input_width=size, base_filters=filters, depth=depth)
+    with dtype_policy(policy):
+        model = build_unet(cfg, load_weights=False)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.BinaryCrossentropy(), jit_compile=jit_compile)
+    rng = np.random.default_rng(0)
+    images = rng.random((batch, size, size, 1), dtype=np.float32)
+    masks = (rng.random((batch, size, size, 1)) > 0.5).astype("float32")
+    try:
+        for _ in range(BENCH_WARMUP_STEPS):
+            model.train_on_batch(images, masks)
+        start = time.perf_counter()
+        for _ in range(steps):
+            model.train_on_batch(images, masks)
+    except Exception:  # noqa: BLE001  (a setting that cannot compile here is not a candidate)
+        return 0.0
+    return steps * batch / (time.perf_counter() - start)
+
+
+def _read_cache(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) and data.get("version") == CACHE_VERSION else {}
+
+
+def _write_cache(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def measure_and_cache(settings: list[tuple[bool, str]], key: str, path: Path,
+                      timer=time_setting) -> tuple[dict[str, float], str]:
+    """Timings of ``settings`` for machine ``key``: from the cache, else measured and stored.
+
+    A lock file beside the cache makes concurrent workers wait for the first one's answer
+    instead of measuring at the same time (which would also spoil the figures).
+
+    Args:
+        settings: (XLA, policy) pairs to time.
+        key: `machine_key` of this machine.
+        path: the cache file.
+        timer: the function that times one setting (images/s).
+
+    Returns:
+        ({label: images/s}, "cache" or "measured").
+    """
+    wanted = {label(jit, policy): (jit, policy) for jit, policy in settings}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            cache = _read_cache(path)
+            known = cache.get("machines", {}).get(key, {}).get("images_per_s", {})
+            if all(name in known for name in wanted):
+                return {name: float(known[name]) for name in wanted}, "cache"
+            timings = dict(known)
+            for name, (jit, policy) in wanted.items():
+                if name not in timings:
+                    timings[name] = round(timer(jit, policy), 2)
+            cache = _read_cache(path) or {"version": CACHE_VERSION, "machines": {}}
+            cache["machines"][key] = {
+                "images_per_s": timings,
+                "measured_at": time.strftime("%Y-%m-%d %H:%M"),
+                "platform": platform.platform(),
+                "benchmark": (f"U-Net {BENCH_SIZE}px, {BENCH_FILTERS} filters, depth "
+                              f"{BENCH_DEPTH}, batch {BENCH_BATCH}, {BENCH_TIMED_STEPS} timed "
+                              "training steps"),
+            }
+            _write_cache(path, cache)
+            return {name: timings[name] for name in wanted}, "measured"
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def choose_speed(device: str, *, environ: Mapping[str, str] | None = None,
+                 flags: set[str] | None = None, cache_path: Path | None = None,
+                 timer=time_setting) -> SpeedChoice:
+    """Pick XLA on/off and the dtype policy for a run on ``device`` (see the module docstring).
+
+    Args:
+        device: the runner's device string ("CPU", "GPU", "GPU x2", "CPU x2 workers").
+        environ: environment mapping (``os.environ`` when None).
+        flags: CPU feature flags (read from the machine when None).
+        cache_path: the speed cache file (`speed_cache_path` when None).
+        timer: times one setting in images/s (the micro-benchmark; replaceable for tests).
+
+    Example:
+        >>> choose_speed("CPU x2 workers", environ={"UNET_DEMO_PRECISION": "float32"}).reason
+        'float32 (UNET_DEMO_PRECISION); XLA off: it cannot compile the multi-worker all-reduce.'
+    """
+    environ = os.environ if environ is None else environ
+    xla, precision = _parse_environment(environ)
+    kind = device.split(" ")[0]
+    if device.endswith("workers"):
+        policy = POLICIES["float32" if precision == "auto" else precision]
+        said = "(UNET_DEMO_PRECISION)" if precision != "auto" else "(the safe default here)"
+        return SpeedChoice(False, policy, "environment" if precision != "auto" else "default",
+                           f"{policy} {said}; XLA off: it cannot compile the multi-worker "
+                           "all-reduce.")
+    if kind != "CPU":
+        policy = POLICIES["float16" if precision == "auto" else precision]
+        jit: bool | str = "auto" if xla is None else xla
+        why = ("float16 tensor cores on the GPU" if precision == "auto"
+               else "UNET_DEMO_PRECISION")
+        xla_said = {True: "on", False: "off"}.get(jit, "Keras' default")
+        return SpeedChoice(jit, policy, "default" if precision == "auto" else "environment",
+                           f"{policy} ({why}); XLA {xla_said}.")
+    flags = cpu_flags() if flags is None else flags
+    settings = candidates(flags, xla, precision)
+    if len(settings) == 1:
+        jit, policy = settings[0]
+        return SpeedChoice(jit, policy, "environment",
+                           f"{label(jit, policy)}, as set by UNET_DEMO_XLA / "
+                           "UNET_DEMO_PRECISION.")
+    path = speed_cache_path(environ) if cache_path is None else cache_path
+    try:
+        timings, source = measure_and_cache(settings, machine_key(), path, timer)
+    except OSError as error:  # an unwritable cache: measure without caching
+        timings = {label(j, p): round(timer(j, p), 2) for j, p in settings}
+        source = f"measured (not cached: {error.strerror or error})"
+    best = max(settings, key=lambda setting: timings[label(*setting)])
+    ranked = sorted(timings.items(), key=lambda item: -item[1])
+    others = ", ".join(f"{name} {speed:.1f}" for name, speed in ranked)
+    bf16_note = ("" if native_bfloat16(flags) or precision != "auto"
+                 else " bfloat16 not tried: this CPU has no native bfloat16 (AVX512_BF16/AMX).")
+    reason = (f"{label(*best)} was fastest on this CPU ({others} images/s, "
+              f"{'cached' if source == 'cache' else 'measured at first use'}).{bf16_note}")
+    return SpeedChoice(best[0], best[1], source.split(" ")[0], reason, timings)
