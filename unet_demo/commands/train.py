@@ -83,6 +83,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="train without augmentation")
     parser.add_argument("--fresh", action="store_true",
                         help="do not resume; refuse if --out already holds a run")
+    parser.add_argument("--folds", type=int, nargs="?", const=5, default=None, metavar="K",
+                        help="K-fold cross-validation (K = 5 when no number is given): train K "
+                             "runs on leak-free folds of the train+val images, then score each "
+                             "on its fold and, with their ensemble, on the test split; with "
+                             "--out the folds go to OUT/fold_1..K, else they are queued one "
+                             "after another and the summary goes to runs/crossval/<id>/")
+    parser.add_argument("--no-ensemble", dest="ensemble", action="store_false", default=True,
+                        help="with --folds: skip scoring the ensemble of the fold models")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)
 
@@ -143,6 +151,8 @@ def event_printer(stream=None):
 def run(args: argparse.Namespace) -> int:
     """Train (``--out``) or queue; 0 when finished, 130 when stopped, 1 on failure."""
     spec = build_spec(args)
+    if getattr(args, "folds", None) is not None:
+        return run_folds(args, spec)
     if args.out is None:
         return run_queued(args, spec)
     if args.wait is not None or args.run_id or args.backend:
@@ -259,3 +269,95 @@ def run_queued(args: argparse.Namespace, spec) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
     return print_result(args, run_dir)
+
+
+def run_folds(args: argparse.Namespace, spec) -> int:
+    """Train one run per fold (here into OUT/fold_k, or queued one by one), then summarise.
+
+    Returns 0 when every fold finished and the summary was written, else the first fold's
+    non-zero exit code (a stopped fold stops the cross-validation; run the command again to
+    resume it).
+    """
+    from unet_demo.data.folds import check_fold_count
+    from unet_demo.data.sources import fold_split_arrays
+    from unet_demo.evaluation.crossval import CROSSVAL_DIR, summarize_crossval
+
+    folds = int(args.folds)
+    check_fold_count(folds)
+    fold_split_arrays(spec.data.dataset, folds, 0, "val")  # enough groups? (fails early)
+    if args.out is None and args.wait is False:
+        raise UNetDemoError("--folds trains the folds one after another and then scores them, "
+                            "so it waits; drop --no-wait.")
+    if args.out is not None and (args.wait is not None or args.backend):
+        raise UNetDemoError("--wait/--no-wait and --backend are for queued runs; drop --out to "
+                            "queue the folds, or drop them to train the folds here.")
+    if args.out is not None:
+        cv_dir = Path(args.out)
+    else:
+        from unet_demo.settings import runs_dir
+        from unet_demo.training.jobs import check_run_id, new_run_id
+
+        cv_id = check_run_id(args.run_id or f"cv-{new_run_id()}")
+        cv_dir = runs_dir() / CROSSVAL_DIR / cv_id
+    fold_dirs = []
+    for fold in range(folds):
+        fold_spec = spec.replace(data=spec.data.replace(folds=folds, fold=fold))
+        print(f"fold {fold + 1} of {folds}", file=sys.stderr, flush=True)
+        fold_args = argparse.Namespace(**{**vars(args), "json": False})
+        if args.out is not None:
+            fold_args.out = cv_dir / f"fold_{fold + 1}"
+            code = run_here(fold_args, fold_spec)
+            fold_dirs.append(fold_args.out)
+        else:
+            fold_args.run_id = f"{cv_dir.name}-fold{fold + 1}"
+            fold_args.label = f"{args.label or cv_dir.name} fold {fold + 1}/{folds}"
+            from unet_demo.training.rundir import load_run
+
+            existing = runs_dir() / fold_args.run_id
+            if (existing / "config.json").is_file() and load_run(existing).status == "finished":
+                code = 0  # a rerun of the same --run-id keeps the finished folds
+            else:
+                code = run_queued(fold_args, fold_spec)
+            fold_dirs.append(existing)
+        if code != 0:
+            print(f"fold {fold + 1} did not finish (exit code {code}); run the same command "
+                  "again to resume.", file=sys.stderr)
+            return code
+    summary = summarize_crossval(
+        fold_dirs, cv_dir, ensemble=args.ensemble,
+        progress=lambda line: print(line, file=sys.stderr, flush=True))
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print(crossval_text(summary, cv_dir))
+    return 0
+
+
+def crossval_text(summary: dict, cv_dir: Path) -> str:
+    """The cross-validation summary as lines of text (per fold, mean +- sd, ensemble).
+
+    Example:
+        >>> print(crossval_text({"dataset": "nuclei", "folds": 2, "val_dice_mean": 0.8,
+        ...                      "val_dice_sd": 0.1, "runs": [
+        ...     {"fold": 1, "val_images": 3, "val_dice": 0.7, "test_dice": 0.6},
+        ...     {"fold": 2, "val_images": 4, "val_dice": 0.9, "test_dice": 0.65}]}, Path("cv")))
+        2-fold cross-validation on nuclei (cv/crossval.json)
+          fold 1: val Dice 0.700 on 3 images, test Dice 0.600
+          fold 2: val Dice 0.900 on 4 images, test Dice 0.650
+          mean val Dice 0.800 +- 0.100 (sd over folds)
+    """
+    lines = [f"{summary['folds']}-fold cross-validation on {summary['dataset']} "
+             f"({cv_dir / 'crossval.json'})"]
+    for row in summary["runs"]:
+        test = row.get("test_dice")
+        lines.append(f"  fold {row['fold']}: val Dice {row['val_dice']:.3f} on "
+                     f"{row['val_images']} images" + (f", test Dice {test:.3f}"
+                                                      if test is not None else ""))
+    lines.append(f"  mean val Dice {summary['val_dice_mean']:.3f} +- "
+                 f"{summary['val_dice_sd']:.3f} (sd over folds)")
+    ensemble = summary.get("ensemble")
+    if ensemble:
+        lines.append(f"  ensemble test Dice {ensemble['test_dice']:.3f} vs best single fold "
+                     f"{ensemble['best_fold_test_dice']:.3f} (fold {ensemble['best_fold']}): "
+                     f"{ensemble['gain_over_best_fold']:+.3f}")
+    return "\n".join(lines)

@@ -19,7 +19,7 @@ import contextlib
 import numpy as np
 
 from unet_demo.config import DataConfig
-from unet_demo.data.bundled import SplitArrays, get_dataset_info
+from unet_demo.data.bundled import DatasetInfo, SplitArrays, get_dataset_info
 from unet_demo.data.preprocess import prepare_batch
 from unet_demo.data.upload_dataset import UPLOAD_PREFIX
 from unet_demo.errors import UNetDemoError
@@ -134,9 +134,65 @@ def prepare_split(
     return prepared, labels, ids
 
 
+def fold_groups_separator(dataset: str) -> str | None:
+    """The separator an uploaded dataset was split by patient with (None: none, or bundled).
+
+    Args:
+        dataset: bundled dataset name or "upload:<id>".
+
+    Example:
+        >>> fold_groups_separator("nuclei") is None
+        True
+    """
+    if not is_uploaded(dataset):
+        return None
+    from unet_demo.data.upload_dataset import load_uploaded_info
+
+    return (load_uploaded_info(dataset).get("options") or {}).get("group_separator") or None
+
+
+def fold_split_arrays(dataset: str, folds: int, fold: int,
+                      split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(images, masks, ids) of fold ``fold``'s "train" or "val" part of K-fold cross-validation.
+
+    The train and val splits are pooled and cut by `unet_demo.data.folds.make_folds` (whole
+    leak-free groups per fold); the test split is not part of the pool.
+
+    Args:
+        dataset: bundled dataset name or "upload:<id>".
+        folds: number of folds K (2-20).
+        fold: 0-based fold that validates.
+        split: "train" (the other folds, minus images too close to a validation image) or
+            "val" (this fold).
+
+    Example:
+        >>> _, _, val_ids = fold_split_arrays("brain_skullstrip", 3, 0, "val")
+        >>> _, _, train_ids = fold_split_arrays("brain_skullstrip", 3, 0, "train")
+        >>> set(val_ids) & set(train_ids), len(val_ids) + len(train_ids)
+        (set(), 119)
+    """
+    from unet_demo.data.folds import check_fold_count, make_folds
+
+    check_fold_count(folds, fold)
+    if split not in ("train", "val"):
+        raise UNetDemoError(f"Cross-validation folds have 'train' and 'val' parts; the test "
+                            f"split stays as it is. Received: {split!r}.")
+    parts = [load_split_arrays(dataset, name) for name in ("train", "val")]
+    ids = parts[0][2] + parts[1][2]
+    images = np.concatenate([parts[0][0], parts[1][0]])
+    masks = np.concatenate([parts[0][1], parts[1][1]])
+    chosen = make_folds(ids, folds, group_separator=fold_groups_separator(dataset),
+                        patch_size=tuple(images.shape[1:3]))[fold]
+    keep = chosen.val if split == "val" else chosen.train
+    return images[keep], masks[keep], [ids[i] for i in keep]
+
+
 def _split_subset(data: DataConfig, split: str, seed: int):
     """Raw (images, masks, ids) of a split, the training split cut to ``max_train_images``."""
-    images, masks, ids = load_split_arrays(data.dataset, split)
+    if data.folds and split in ("train", "val"):
+        images, masks, ids = fold_split_arrays(data.dataset, data.folds, data.fold, split)
+    else:
+        images, masks, ids = load_split_arrays(data.dataset, split)
     limit = data.max_train_images
     if split == "train" and limit and len(images) > limit:
         keep = np.sort(np.random.default_rng(seed).permutation(len(images))[:limit])
@@ -216,6 +272,39 @@ def dataset_choices() -> dict[str, str]:
     except (UNetDemoError, OSError, KeyError):
         pass
     return choices
+
+
+def dataset_info(dataset: str) -> DatasetInfo:
+    """The `DatasetInfo` of a bundled dataset or of an uploaded one (from its card).
+
+    An upload's labels are called "background", "foreground" (binary) or "class 1", ...
+
+    Args:
+        dataset: bundled dataset name or "upload:<id>".
+
+    Raises:
+        UNetDemoError: unknown dataset or unreadable card (the message says which).
+
+    Example:
+        >>> dataset_info("nuclei").class_names
+        ('background', 'nucleus')
+    """
+    if not is_uploaded(dataset):
+        return get_dataset_info(dataset)
+    from unet_demo.data.upload_dataset import load_uploaded_info
+
+    card = load_uploaded_info(dataset)
+    classes = max(2, int(card.get("num_classes") or 1))
+    names = ("background", "foreground") if classes == 2 else (
+        "background", *(f"class {value}" for value in range(1, classes)))
+    size = list(card.get("image_size") or [0, 0])
+    return DatasetInfo(
+        name=str(card.get("name", dataset)), title=str(card.get("title", dataset)),
+        modality="your uploaded images", task="segmentation of your own labels",
+        num_classes=classes, class_names=names, image_size=(int(size[0]), int(size[-1])),
+        channels=int(card.get("channels") or 1),
+        split_counts={split: int((card.get("split_counts") or {}).get(split, 0))
+                      for split in ("train", "val", "test")})
 
 
 def is_binary(dataset: str) -> bool:

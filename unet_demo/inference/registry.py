@@ -205,9 +205,35 @@ def compatible_datasets(handle: ModelHandle) -> list[str]:
     """
     from unet_demo.data.bundled import available_datasets
 
-    return [info.name for info in available_datasets()
-            if dataset_fits(info.num_classes, info.channels, handle.num_classes,
-                            handle.input_shape[-1])]
+    names = [info.name for info in available_datasets()
+             if dataset_fits(info.num_classes, info.channels, handle.num_classes,
+                             handle.input_shape[-1])]
+    return names + uploaded_datasets_for(handle)
+
+
+def uploaded_datasets_for(handle: ModelHandle) -> list[str]:
+    """Uploaded datasets ("upload:<id>") whose classes and channels fit the model.
+
+    The model's own upload comes first; an unreadable uploads folder gives [].
+
+    Args:
+        handle: the opened model.
+
+    Example:
+        >>> isinstance(uploaded_datasets_for(open_model("bundled:nuclei")), list)
+        True
+    """
+    from unet_demo.data.upload_dataset import list_uploaded_datasets
+
+    try:
+        cards = list_uploaded_datasets()
+    except (UNetDemoError, OSError):
+        return []
+    names = [str(card["name"]) for card in cards
+             if "name" in card and dataset_fits(max(2, int(card.get("num_classes") or 1)),
+                                                int(card.get("channels") or 1),
+                                                handle.num_classes, handle.input_shape[-1])]
+    return sorted(names, key=lambda name: name != handle.dataset)
 
 
 def dataset_fits(dataset_classes: int, dataset_channels: int, model_classes: int,
