@@ -2,7 +2,8 @@
 
 Geometric transforms (flips, rotation, affine, crop, elastic, grid distortion) move the image
 and the mask together, the mask with nearest-neighbour interpolation so labels stay integers.
-Photometric transforms (brightness/contrast, gamma, CLAHE, blur, noise) change the image only.
+Photometric transforms (brightness/contrast, gamma, CLAHE, blur, noise, bias field) change the
+image only.
 One list of transform specs drives the pipeline, the exported Python code and the YAML, so the
 three always agree.
 
@@ -47,6 +48,67 @@ GEOMETRIC_TRANSFORMS = (
     "GridDistortion",
 )
 """Transforms that move pixels (applied to image and mask alike)."""
+BIAS_FIELD_RANGE = (0.01, 0.3)
+"""Allowed largest brightness change of the bias field (0.3: the image runs 70 % to 130 %)."""
+
+
+class BiasField(A.ImageOnlyTransform):
+    """Multiply the image by a smooth random field, as an MRI coil's uneven sensitivity does.
+
+    The field is 1 + s * q(x, y): q is a second-order polynomial in the pixel coordinates
+    (scaled to [-1, 1]) with random coefficients, rescaled so its largest magnitude is 1, and s
+    is drawn from [0.01, limit]; the image therefore stays within (1 - s) to (1 + s) of itself,
+    black background stays black and masks are not touched. albumentations 2.0.8 has no bias
+    field: its ``Illumination`` ramp can leave that range at oblique angles and its Gaussian
+    mode fails on one-channel images, hence this small transform.
+
+    Args:
+        limit: largest strength s (between 0.01 and 0.3).
+        p: probability of applying the transform.
+
+    Example:
+        >>> import numpy as np
+        >>> out = BiasField(limit=0.2, p=1.0)(image=np.full((16, 16, 1), 0.5, np.float32))["image"]
+        >>> out.shape, bool(0.4 - 1e-6 <= out.min() <= out.max() <= 0.6 + 1e-6)
+        ((16, 16, 1), True)
+    """
+
+    def __init__(self, limit: float = 0.2, p: float = 0.5):
+        super().__init__(p=p)
+        if not BIAS_FIELD_RANGE[0] <= float(limit) <= BIAS_FIELD_RANGE[1]:
+            raise UNetDemoError(
+                "bias_field_limit is the largest brightness change of the smooth multiplicative "
+                f"field; it must be between {BIAS_FIELD_RANGE[0]} and {BIAS_FIELD_RANGE[1]}. "
+                f"Received: {limit!r}."
+            )
+        self.limit = float(limit)
+
+    def get_params(self) -> dict[str, Any]:
+        """Draw the polynomial's five coefficients and the strength."""
+        return {"coefficients": self.random_generator.uniform(-1.0, 1.0, 5),
+                "strength": self.py_random.uniform(BIAS_FIELD_RANGE[0], self.limit)}
+
+    def apply(self, img: np.ndarray, coefficients: np.ndarray = None, strength: float = 0.0,
+              **params: Any) -> np.ndarray:
+        """Multiply `img` (H, W) or (H, W, C) by the field; channels share one field."""
+        height, width = img.shape[:2]
+        y, x = np.meshgrid(np.linspace(-1.0, 1.0, height), np.linspace(-1.0, 1.0, width),
+                           indexing="ij")
+        a, b, c, d, e = coefficients
+        q = a * x + b * y + c * x * x + d * y * y + e * x * y
+        peak = float(np.abs(q).max())
+        field = 1.0 + strength * (q / peak if peak > 0 else q)
+        if img.ndim == 3:
+            field = field[..., None]
+        return (img * field).astype(img.dtype, copy=False)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        """Constructor arguments albumentations serialises."""
+        return ("limit",)
+
+
+CUSTOM_TRANSFORMS = {"BiasField": BiasField}
+"""This project's own transforms, by name (the rest come from the `albumentations` namespace)."""
 
 
 @dataclass(frozen=True)
@@ -67,17 +129,19 @@ class TransformSpec:
 
     def build(self) -> A.BasicTransform:
         """Instantiate the albumentations transform."""
-        return getattr(A, self.name)(**self.kwargs)
+        kind = CUSTOM_TRANSFORMS.get(self.name) or getattr(A, self.name)
+        return kind(**self.kwargs)
 
     def code(self) -> str:
         """Python source that constructs this transform (with `import albumentations as A`)."""
+        prefix = "" if self.name in CUSTOM_TRANSFORMS else "A."
         parts = []
         for key, value in self.kwargs.items():
             if key in _CV2_NAMES:
                 parts.append(f"{key}={_CV2_NAMES[key][value]}")
             else:
                 parts.append(f"{key}={_literal(value)}")
-        return f"A.{self.name}({', '.join(parts)})"
+        return f"{prefix}{self.name}({', '.join(parts)})"
 
 
 def _literal(value: Any) -> str:
@@ -97,6 +161,8 @@ def transform_specs(cfg: AugmentConfig) -> list[TransformSpec]:
     Example:
         >>> [s.name for s in transform_specs(AugmentConfig(vflip_p=0.5, gamma_p=0.2))]
         ['VerticalFlip', 'RandomGamma']
+        >>> [s.name for s in transform_specs(AugmentConfig(bias_field_p=0.3))]
+        ['BiasField']
     """
     border = BORDER_MODES[cfg.border_mode]
     specs: list[TransformSpec] = []
@@ -146,6 +212,13 @@ def transform_specs(cfg: AugmentConfig) -> list[TransformSpec]:
         odd = int(cfg.blur_limit) if int(cfg.blur_limit) % 2 == 1 else int(cfg.blur_limit) + 1
         add(cfg.blur_p, "GaussianBlur", blur_limit=(3, max(3, odd)))
     add(cfg.noise_p, "GaussNoise", std_range=(0.0, float(cfg.noise_std_max)))
+    if cfg.bias_field_p > 0 and not BIAS_FIELD_RANGE[0] <= cfg.bias_field_limit <= BIAS_FIELD_RANGE[1]:
+        raise UNetDemoError(
+            "bias_field_limit is the largest brightness change at the image edge of the smooth "
+            f"multiplicative field; it must be between {BIAS_FIELD_RANGE[0]} and "
+            f"{BIAS_FIELD_RANGE[1]}. Received: {cfg.bias_field_limit!r}."
+        )
+    add(cfg.bias_field_p, "BiasField", limit=float(cfg.bias_field_limit))
     return specs
 
 
@@ -326,6 +399,10 @@ def augmentation_code(cfg: AugmentConfig) -> str:
         "",
         "import albumentations as A",
         "import cv2  # noqa: F401  (OpenCV constants)",
+    ]
+    lines += [f"from unet_demo.augment import {name}  # this project's own transform"
+              for name in sorted({s.name for s in specs} & set(CUSTOM_TRANSFORMS))]
+    lines += [
         "",
         "# Geometric transforms move image and mask together; photometric ones touch the image only.",
         "transform = A.Compose(",

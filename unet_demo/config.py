@@ -211,6 +211,8 @@ class AugmentConfig(_FlatConfig):
     Geometric transforms move image and mask together; photometric ones touch the image only.
     ``transform_mask=False`` reproduces a classic bug for the Lessons page: the image is
     transformed and the original mask is kept, so flips and shifts teach the wrong labels.
+    ``bias_field_p`` multiplies the image by a smooth random field that brightens or darkens
+    it by up to ``bias_field_limit`` (an MRI coil's uneven sensitivity).
 
     Example:
         >>> AugmentConfig(hflip_p=0.5).enabled()
@@ -245,6 +247,8 @@ class AugmentConfig(_FlatConfig):
     clahe_clip: float = 2.0
     blur_p: float = 0.0
     blur_limit: int = 5
+    bias_field_p: float = 0.0
+    bias_field_limit: float = 0.2
     border_mode: str = "reflect"
     seed: int = 0
     transform_mask: bool = True

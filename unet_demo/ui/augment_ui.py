@@ -117,6 +117,14 @@ PHOTOMETRIC_CONTROLS: tuple[tuple[str, tuple[tuple[str, str, float, float, float
         ("blur_limit", "Blur kernel max (px)", 3, 15, 2,
          "Largest Gaussian kernel; larger means blurrier."),
     )),
+    ("Bias field", (
+        ("bias_field_p", "Bias field probability", 0.0, 1.0, 0.05,
+         "MRI coils are not equally sensitive everywhere: one side of a scan comes out "
+         "brighter. A smooth random field multiplies the image (mask untouched)."),
+        ("bias_field_limit", "Bias field strength max (±)", 0.01, 0.3, 0.01,
+         "Largest brightness change, as a fraction: 0.2 keeps every pixel between 80% and "
+         "120% of its value."),
+    )),
 )
 
 
