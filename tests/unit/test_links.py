@@ -41,8 +41,8 @@ FULL_AUGMENT = AugmentConfig(
     brightness_contrast_p=0.5, brightness_limit=0.15, contrast_limit=0.25, gamma_p=0.2,
     gamma_min=70.0, gamma_max=130.0, noise_p=0.1, noise_std_max=0.07, elastic_p=0.2,
     elastic_alpha=50.0, elastic_sigma=8.0, grid_p=0.15, grid_steps=7, grid_limit=0.4,
-    clahe_p=0.15, clahe_clip=3.5, blur_p=0.05, blur_limit=7, border_mode="constant", seed=7,
-    transform_mask=False)
+    clahe_p=0.15, clahe_clip=3.5, blur_p=0.05, blur_limit=7, bias_field_p=0.35,
+    bias_field_limit=0.15, border_mode="constant", seed=7, transform_mask=False)
 # TrainConfig.workers (data-parallel workers, part 4 of issue 13) is being added alongside.
 _NEWER_TRAIN_FIELDS = {"workers": 2} if "workers" in TrainConfig.__dataclass_fields__ else {}
 FULL_TRAIN = TrainConfig(
