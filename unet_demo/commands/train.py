@@ -278,6 +278,8 @@ def run_folds(args: argparse.Namespace, spec) -> int:
     non-zero exit code (a stopped fold stops the cross-validation; run the command again to
     resume it).
     """
+    import contextlib
+
     from unet_demo.data.folds import check_fold_count
     from unet_demo.data.sources import fold_split_arrays
     from unet_demo.evaluation.crossval import CROSSVAL_DIR, summarize_crossval
@@ -306,7 +308,8 @@ def run_folds(args: argparse.Namespace, spec) -> int:
         fold_args = argparse.Namespace(**{**vars(args), "json": False})
         if args.out is not None:
             fold_args.out = cv_dir / f"fold_{fold + 1}"
-            code = run_here(fold_args, fold_spec)
+            with contextlib.redirect_stdout(sys.stderr):  # stdout: the summary alone
+                code = run_here(fold_args, fold_spec)
             fold_dirs.append(fold_args.out)
         else:
             fold_args.run_id = f"{cv_dir.name}-fold{fold + 1}"
@@ -317,7 +320,8 @@ def run_folds(args: argparse.Namespace, spec) -> int:
             if (existing / "config.json").is_file() and load_run(existing).status == "finished":
                 code = 0  # a rerun of the same --run-id keeps the finished folds
             else:
-                code = run_queued(fold_args, fold_spec)
+                with contextlib.redirect_stdout(sys.stderr):
+                    code = run_queued(fold_args, fold_spec)
             fold_dirs.append(existing)
         if code != 0:
             print(f"fold {fold + 1} did not finish (exit code {code}); run the same command "
