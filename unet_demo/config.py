@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from typing import Any, TypeVar
 
 from unet_demo.errors import UNetDemoError
@@ -362,6 +363,9 @@ def losses_for(binary: bool) -> tuple[str, ...]:
     return BINARY_LOSSES if binary else MULTICLASS_LOSSES
 
 
+_ENCODER_NAME = re.compile(r"[A-Za-z0-9_-]{0,64}")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(_FlatConfig):
     """How to train: loss, optimiser, schedule, epochs, stopping and seed.
@@ -372,11 +376,19 @@ class TrainConfig(_FlatConfig):
     and ``learning_rate`` is unchanged, so N workers take the same steps as one worker (up to
     float round-off; batch-Dice loss terms are averaged over the workers' slices).
 
+    Transfer learning (`unet_demo.models.transfer`): ``init_encoder`` names a shipped encoder
+    (``models/encoders/<name>``) whose weights start the encoder ("" = random start). With
+    ``frozen_epochs`` > 0 the guide's schedule runs: the first ``frozen_epochs`` epochs train
+    the decoder with the encoder frozen, then the deepest encoder level is unfrozen and the
+    rest of the run trains at ``learning_rate * unfreeze_lr_factor``.
+
     Example:
         >>> TrainConfig(loss="bce_dice", epochs=5).loss
         'bce_dice'
         >>> TrainConfig(batch_size=8, workers=2).workers
         2
+        >>> TrainConfig(init_encoder="brain_tissue_classic16", frozen_epochs=4).frozen_epochs
+        4
     """
 
     loss: str = "bce_dice"
@@ -397,6 +409,9 @@ class TrainConfig(_FlatConfig):
     seed: int = 42
     deterministic: bool = True
     workers: int = 1
+    init_encoder: str = ""
+    frozen_epochs: int = 0
+    unfreeze_lr_factor: float = 0.1
 
     def __post_init__(self) -> None:
         _check_choice("loss", self.loss, LOSSES)
@@ -407,6 +422,12 @@ class TrainConfig(_FlatConfig):
         _check_range("batch_size", self.batch_size, 1, 512)
         _check_range("early_stopping_patience", self.early_stopping_patience, 0, 1000)
         _check_range("workers", self.workers, 1, 8)
+        _check_range("frozen_epochs", self.frozen_epochs, 0, 1000)
+        _check_range("unfreeze_lr_factor", self.unfreeze_lr_factor, 1e-4, 1.0)
+        if not _ENCODER_NAME.fullmatch(self.init_encoder):
+            raise UNetDemoError(
+                "init_encoder must be empty (random start) or the name of a shipped encoder "
+                f"(letters, digits, '_' and '-'). Received: {self.init_encoder!r}.")
         if self.batch_size % self.workers:
             raise UNetDemoError(
                 f"batch_size ({self.batch_size}) must be divisible by workers ({self.workers}): "

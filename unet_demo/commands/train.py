@@ -39,6 +39,9 @@ OVERRIDES = (
     ("--patience", "train", "early_stopping_patience", int),
     ("--seed", "train", "seed", int),
     ("--workers", "train", "workers", int),
+    ("--init-encoder", "train", "init_encoder", str),
+    ("--frozen-epochs", "train", "frozen_epochs", int),
+    ("--unfreeze-lr-factor", "train", "unfreeze_lr_factor", float),
     ("--max-train-images", "data", "max_train_images", int),
     ("--image-size", "data", "image_size", int),
     ("--variant", "model", "variant", str),
@@ -119,6 +122,10 @@ def build_spec(args: argparse.Namespace):
             changes[section][field] = value
     if args.augment is not None:
         changes["train"]["augment"] = args.augment
+    if changes["train"].get("init_encoder"):  # the model takes the shipped encoder's shape
+        from unet_demo.models.transfer import match_encoder
+
+        spec = spec.replace(model=match_encoder(spec.model, changes["train"]["init_encoder"]))
     return spec.replace(**{section: getattr(spec, section).replace(**values)
                            for section, values in changes.items() if values})
 

@@ -83,7 +83,7 @@ def _preset_spec(dataset: str, preset: str):
 
 
 _FORM_FIELDS = ("loss", "optimizer", "learning_rate", "schedule", "epochs", "batch_size",
-                "early_stopping_patience", "augment", "seed")
+                "early_stopping_patience", "augment", "seed", "init_encoder", "frozen_epochs")
 
 
 def _apply_preset() -> None:
@@ -225,6 +225,7 @@ def settings_ui(disabled: bool):
                    f"{model.normalization} norm, {model.upsampling}. Input size, channels "
                    "and classes are matched to the data when the run starts.")
         encoder_weights_ui(model)
+        transfer_ui(disabled, model)
         st.checkbox("Augment training images", key=PREFIX + "augment", disabled=disabled,
                     persist_state="session",
                     help="Random flips and distortions show the model more variety, which "
@@ -296,14 +297,52 @@ def settings_ui(disabled: bool):
     return spec, label.strip()
 
 
+def transfer_ui(disabled: bool, model) -> None:
+    """Transfer learning: which shipped encoder starts the model, and the guide's schedule.
+
+    Args:
+        disabled: grey the widgets out.
+        model: the chosen model config (its shape follows a chosen encoder).
+    """
+    from unet_demo.models import transfer
+
+    state = st.session_state
+    names = ["", *transfer.list_encoders()]
+    if state.get(PREFIX + "init_encoder") not in names:
+        state[PREFIX + "init_encoder"] = ""
+    name = st.selectbox(
+        "Start the encoder from", names, key=PREFIX + "init_encoder", disabled=disabled,
+        format_func=lambda n: n or "random weights (no transfer)", persist_state="session",
+        help="A shipped encoder was pretrained on another bundled dataset (offline, no "
+             "download). Its weights start the encoder; the decoder always starts random.")
+    st.number_input(
+        "Frozen-encoder epochs (0 = no schedule)", min_value=0, max_value=1000,
+        key=PREFIX + "frozen_epochs", disabled=disabled, persist_state="session",
+        help="The guide's fine-tuning schedule: these first epochs train only the decoder; "
+             "then the deepest encoder level is unfrozen and the rest of the run trains at a "
+             "tenth of the learning rate. History and events mark the phases.")
+    if name:
+        card = transfer.encoder_card(name)
+        st.caption(f"Encoder pretrained on **{card['pretraining']['dataset']}** (training "
+                   f"split, test Dice {card['pretraining']['test'].get('dice', 0):.2f}); the "
+                   f"model takes its shape: {transfer.describe_architecture(model.to_dict())}.")
+    elif model.variant != "pretrained":
+        st.caption("The encoder starts from **random weights**: no transfer learning.")
+
+
 def _chosen_model(state, preset):
-    """The Build page's UNetConfig when chosen and present, else the preset's model."""
+    """The Build page's UNetConfig when chosen and present, else the preset's model.
+
+    A chosen shipped encoder sets the architecture fields it was made for.
+    """
+    from unet_demo.models.transfer import match_encoder
     from unet_demo.ui.state import get_unet_config
 
     built = get_unet_config(state)
+    model = preset.model
     if state.get(PREFIX + "model_source") == MODEL_SOURCES[1] and built is not None:
-        return built
-    return preset.model
+        model = built
+    return match_encoder(model, str(state.get(PREFIX + "init_encoder") or ""))
 
 
 def _chosen_augment(state, preset):
@@ -335,7 +374,9 @@ def spec_from_state(state) -> Any:
         schedule=str(state[PREFIX + "schedule"]), epochs=int(state[PREFIX + "epochs"]),
         batch_size=int(state[PREFIX + "batch_size"]),
         early_stopping_patience=int(state[PREFIX + "early_stopping_patience"]),
-        augment=bool(state[PREFIX + "augment"]), seed=int(state[PREFIX + "seed"]))
+        augment=bool(state[PREFIX + "augment"]), seed=int(state[PREFIX + "seed"]),
+        init_encoder=str(state.get(PREFIX + "init_encoder") or ""),
+        frozen_epochs=int(state.get(PREFIX + "frozen_epochs") or 0))
     data = preset.data.replace(max_train_images=int(state[PREFIX + "max_train_images"]))
     from unet_demo.training.classroom import apply_class_settings
 
