@@ -94,7 +94,23 @@ def figure_rows(results: dict[str, dict | None]) -> list[tuple[str, str, str, st
                 f"{100 * share:.0f}% of {tt['matmul_gflops']:.0f} GFLOP/s matmul",
                 ">= 45%", verdict(share >= 0.45)))
         torch = tt.get("torch")
-        if torch:
+        settings = tt.get("settings", {})
+        if settings.get("best_keras"):
+            best = settings["best_keras"]
+            rows.append(("Speed settings of the plain net: " + ", ".join(
+                f"{row['setting']} {row['images_per_s']:.1f}" for row in settings["keras"])
+                + " img/s", f"best {best['setting']}; automatic choice "
+                f"{settings['auto_choice']['setting']}", "auto = best",
+                verdict(settings["auto_choice"]["setting"] == best["setting"])))
+        if torch and settings.get("best_keras"):
+            ratio = torch["ratio_ours_over_torch"]
+            rows.append(("Peer: ours vs PyTorch twin, each at its best setting (training img/s,"
+                         " same net, same run)",
+                         f"{settings['best_keras']['setting']} "
+                         f"{settings['best_keras']['images_per_s']:.1f} vs torch "
+                         f"{torch['setting']} {torch['images_per_s']:.1f} img/s = {ratio:.2f}x",
+                         ">= 1.2x (AMD), >= 1.5x (Intel)", verdict(ratio >= 1.2)))
+        elif torch:
             ratio = torch["ratio_ours_over_torch"]
             rows.append(("Peer: ours vs PyTorch twin (training img/s, same net, same run)",
                          f"{tt['models'][0]['images_per_s']:.1f} vs {torch['images_per_s']:.1f} "

@@ -70,20 +70,38 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--threads", type=int, default=0, help="0 = torch default")
+    parser.add_argument("--bf16", action="store_true",
+                        help='train under torch.autocast("cpu", dtype=torch.bfloat16)')
+    parser.add_argument("--channels-last", action="store_true",
+                        help="keep images and weights in channels_last memory format")
+    parser.add_argument("--matmul", action="store_true",
+                        help="print torch's float32 and bfloat16 matmul GFLOP/s instead")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.matmul:
+        print(json.dumps({"framework": f"pytorch {torch.__version__}",
+                          "float32_gflops": matmul_gflops(torch.float32),
+                          # Smaller: without native bfloat16 it runs ~100x slower.
+                          "bfloat16_gflops": matmul_gflops(torch.bfloat16, 1024, 3)}))
+        return
     torch.manual_seed(0)
     model = TorchUNet(base=args.base, depth=args.depth)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.BCEWithLogitsLoss()
     x = torch.rand(args.images, 1, args.size, args.size)
     y = (torch.rand(args.images, 1, args.size, args.size) > 0.5).float()
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
 
     def epoch(count: int) -> None:
         for start in range(0, count, args.batch):
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x[start : start + args.batch]), y[start : start + args.batch])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+                logits = model(x[start : start + args.batch])
+            # The loss in float32, as Keras keeps it under mixed precision.
+            loss = loss_fn(logits.float(), y[start : start + args.batch])
             loss.backward()
             optimizer.step()
 
@@ -96,7 +114,22 @@ def main() -> None:
     print(json.dumps({
         "framework": f"pytorch {torch.__version__}", "images_per_s": args.images / seconds,
         "params": params, "threads": torch.get_num_threads(),
+        "precision": "bfloat16 autocast" if args.bf16 else "float32",
+        "channels_last": args.channels_last,
     }))
+
+
+def matmul_gflops(dtype, size: int = 2048, repeats: int = 5) -> float:
+    """Best-of-N square matmul throughput of torch in ``dtype`` (GFLOP/s)."""
+    a = torch.randn(size, size, dtype=dtype)
+    b = torch.randn(size, size, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * size**3 / best / 1e9
 
 
 if __name__ == "__main__":

@@ -60,11 +60,15 @@ REFRESH_SECONDS = 1.0
 MODEL_SOURCES = ("Preset model", "Build page model")
 LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 DETERMINISM_NOTE = (
-    "Same seed and settings give the same curves on a CPU: Keras seeds every generator, and "
-    "the training step is compiled with XLA (the default, UNET_DEMO_XLA=1), which runs "
-    "deterministically on a CPU, so TensorFlow's op-determinism mode is left off there (it "
-    "would switch XLA off). With UNET_DEMO_XLA=0 the step runs as a plain graph and "
-    "op-determinism mode is switched on instead. If XLA compilation fails, the run falls back "
+    "Same seed and settings give the same curves on a CPU: Keras seeds every generator. "
+    "Whether the training step is compiled with XLA or runs as Keras' default graph, and "
+    "whether it computes in float32 or bfloat16, is chosen per machine by a short cached "
+    "micro-benchmark (bfloat16 only on CPUs that compute it natively); the run's facts line "
+    "says what was chosen and why, and UNET_DEMO_XLA / UNET_DEMO_PRECISION fix it. The "
+    "XLA-compiled step runs deterministically on a CPU, so TensorFlow's op-determinism mode is "
+    "left off there (it would switch XLA off); without XLA op-determinism mode is switched on "
+    "instead. A different choice (another machine) repeats a history only up to round-off. "
+    "If XLA compilation fails, the run falls back "
     "to a plain graph without op determinism (its facts then say XLA off) and may not repeat "
     "exactly. On a GPU that promise does not hold in general: "
     "some cuDNN kernels (e.g. convolution backward passes) add floating-point numbers in a "
@@ -94,9 +98,12 @@ def _apply_preset() -> None:
         state[PREFIX + name] = getattr(spec.train, name)
     state[PREFIX + "epochs"] = class_settings().capped_epochs(spec.train.epochs)
     state[PREFIX + "max_train_images"] = spec.data.max_train_images
+    from unet_demo.data.volumes import is_volume_dataset
     from unet_demo.ui.state import set_dataset
 
-    if not state[PREFIX + "dataset"].startswith("upload:"):
+    # Other pages read 2-D bundled datasets only (uploads and 3-D volumes stay on this page).
+    if not (state[PREFIX + "dataset"].startswith("upload:")
+            or is_volume_dataset(state[PREFIX + "dataset"])):
         set_dataset(state[PREFIX + "dataset"])
 
 
@@ -132,7 +139,7 @@ def _apply_link(link) -> None:
     if link.built_model:
         set_unet_config(spec.model)
     set_augment_config(spec.augment)  # the preset's own when the link's pipeline is off
-    if not spec.data.dataset.startswith("upload:"):
+    if not spec.data.dataset.startswith("upload:") and spec.model.variant != "unet3d":
         set_dataset(spec.data.dataset)
     if spec_from_state(state) != capped:
         st.info("This link holds settings this page has no widget for; they were left at the "
