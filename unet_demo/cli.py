@@ -29,8 +29,8 @@ from unet_demo import DISCLAIMER, __version__
 from unet_demo.errors import UNetDemoError
 
 # Order here is the order shown in --help.
-COMMAND_MODULES = ("datasets", "summary", "train", "jobs", "evaluate", "predict", "runs", "inspect",
-                   "lessons")
+COMMAND_MODULES = ("datasets", "summary", "train", "jobs", "evaluate", "predict", "export", "runs",
+                   "inspect", "lessons")
 
 DEBUG_ENV = "UNET_DEMO_DEBUG"
 TF_LOG_ENV = "TF_CPP_MIN_LOG_LEVEL"

@@ -94,6 +94,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "after another and the summary goes to runs/crossval/<id>/")
     parser.add_argument("--no-ensemble", dest="ensemble", action="store_false", default=True,
                         help="with --folds: skip scoring the ensemble of the fold models")
+    parser.add_argument("--from-bundle", type=Path, metavar="ZIP",
+                        help="reproduce the run in a bundle from `export --format bundle` "
+                             "(its settings, seed and data check) and compare the result")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)
 
@@ -157,7 +160,12 @@ def event_printer(stream=None):
 
 def run(args: argparse.Namespace) -> int:
     """Train (``--out``) or queue; 0 when finished, 130 when stopped, 1 on failure."""
-    spec = build_spec(args)
+    if getattr(args, "from_bundle", None) is not None:
+        from unet_demo.commands.reproduce import bundle_spec
+
+        spec = bundle_spec(args)
+    else:
+        spec = build_spec(args)
     if getattr(args, "folds", None) is not None:
         return run_folds(args, spec)
     if args.out is None:
@@ -200,12 +208,21 @@ def print_result(args: argparse.Namespace, out: Path) -> int:
     from unet_demo.training import rundir
 
     info = rundir.load_run(out)
+    reproduction = None
+    if getattr(args, "from_bundle", None) is not None and info.status == "finished":
+        from unet_demo.commands.reproduce import reproduction_report
+
+        reproduction = reproduction_report(args, out)
     if args.json:
         print(json.dumps({"run_id": info.run_id, "run_dir": str(out), "status": info.status,
-                          "metrics": info.metrics}, indent=2, default=str))
+                          "metrics": info.metrics, **({"reproduction": reproduction}
+                                                      if reproduction else {})},
+                         indent=2, default=str))
     else:
         test = info.metrics.get("test") or {}
         print(f"{info.status}: {out} (test Dice {test.get('dice', float('nan')):.4f})")
+        if reproduction:
+            print(reproduction["summary"])
     return {"finished": 0, "stopped": 130, "cancelled": 130}.get(info.status, 1)
 
 
