@@ -69,7 +69,7 @@ def test_sidebar_menu_names_every_page_and_its_links_work(app_server, page):
     # Each link reads "<icon name>\n\n<label>": keep the label.
     labels = [text.strip().splitlines()[-1] for text in nav.locator("a").all_inner_texts()]
     assert labels == ["Home", "Data", "Augment", "Build", "Train", "Evaluate", "Segment", "Learn",
-                      "Inside", "Lessons"]
+                      "Inside", "Lessons", "Export"]
     nav.get_by_text("Learn", exact=True).click()
     page.wait_for_url("**/Learn")
     page.get_by_text("Learn U-Net", exact=False).first.wait_for(timeout=60_000)

@@ -37,6 +37,7 @@ PAGES = (
     ("pages/7_Learn.py", "Learn", ":material/school:", "the concepts, a glossary and a quiz"),
     ("pages/8_Inside.py", "Inside", ":material/biotech:", "feature maps, skip ablation, receptive field, loss maps of a model"),
     ("pages/9_Lessons.py", "Lessons", ":material/play_lesson:", "recorded experiments replayed at once, and a 45-minute class plan"),
+    ("pages/10_Export.py", "Export", ":material/download:", "SavedModel, TFLite and ONNX downloads: size, speed, accuracy"),
 )
 
 
