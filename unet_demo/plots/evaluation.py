@@ -159,3 +159,134 @@ def uncertainty_figure(variance: np.ndarray):
                          yaxis=dict(autorange="reversed", scaleanchor="x", visible=False),
                          xaxis=dict(visible=False))
     return figure
+
+
+def roc_figure(curves):
+    """Plotly ROC curve (true- against false-positive rate) with its AUC and the chance line.
+
+    Args:
+        curves: a `unet_demo.evaluation.curves.RocPrCurves` (``fpr``, ``tpr``, ``roc_auc``).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> figure = roc_figure(SimpleNamespace(fpr=[0, 0.5, 1], tpr=[0, 0.9, 1], roc_auc=0.7))
+        >>> figure.data[0].name, figure.layout.xaxis.title.text
+        ('ROC (AUC 0.700)', 'false-positive rate (background called foreground)')
+    """
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    figure.add_trace(go.Scatter(x=list(curves.fpr), y=list(curves.tpr), mode="lines",
+                                name=f"ROC (AUC {curves.roc_auc:.3f})",
+                                line=dict(color=DICE_COLOUR, width=2)))
+    figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance (AUC 0.5)",
+                                line=dict(color="#999999", dash="dot")))
+    figure.update_layout(
+        height=340, margin=dict(l=50, r=10, t=30, b=40), title="ROC curve (every pixel)",
+        xaxis=dict(title="false-positive rate (background called foreground)",
+                   range=[0, 1]),
+        yaxis=dict(title="true-positive rate (recall)", range=[0, 1.02]),
+        legend=dict(x=0.45, y=0.08))
+    return figure
+
+
+def precision_recall_figure(curves):
+    """Plotly precision-recall curve with its average precision and the prevalence baseline.
+
+    Args:
+        curves: a `unet_demo.evaluation.curves.RocPrCurves` (``recall``, ``precision``,
+            ``average_precision``, ``prevalence``).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> figure = precision_recall_figure(SimpleNamespace(
+        ...     recall=[0, 0.5, 1], precision=[1, 0.8, 0.3], average_precision=0.75,
+        ...     prevalence=0.1))
+        >>> figure.data[0].name, figure.data[1].y
+        ('PR (AP 0.750)', (0.1, 0.1))
+    """
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    figure.add_trace(go.Scatter(x=list(curves.recall), y=list(curves.precision), mode="lines",
+                                name=f"PR (AP {curves.average_precision:.3f})",
+                                line=dict(color=PRECISION_COLOUR, width=2)))
+    figure.add_trace(go.Scatter(x=[0, 1], y=[curves.prevalence, curves.prevalence],
+                                mode="lines", name=f"guessing ({curves.prevalence:.3f})",
+                                line=dict(color="#999999", dash="dot")))
+    figure.update_layout(
+        height=340, margin=dict(l=50, r=10, t=30, b=40),
+        title="Precision-recall curve (every pixel)",
+        xaxis=dict(title="recall (share of the foreground found)", range=[0, 1]),
+        yaxis=dict(title="precision (share of the found that is right)", range=[0, 1.02]),
+        legend=dict(x=0.02, y=0.08))
+    return figure
+
+
+def ab_scatter_figure(table: list[dict[str, Any]], label_a: str = "A", label_b: str = "B",
+                      metric: str = "Dice"):
+    """Plotly scatter of per-image scores of model A (x) against model B (y), with y = x.
+
+    Points above the diagonal are images where B does better; hover names the image.
+
+    Args:
+        table: rows with "id", "A", "B" and "verdict" (`unet_demo.evaluation.curves.compare_runs`).
+        label_a, label_b: axis names of the two models.
+        metric: the score's name for the axis titles.
+
+    Example:
+        >>> figure = ab_scatter_figure([{"id": "x", "A": 0.5, "B": 0.8, "verdict": "B better"}])
+        >>> [trace.name for trace in figure.data]
+        ['B better', 'A = B']
+    """
+    import plotly.graph_objects as go
+
+    colours = {"B better": RECALL_COLOUR, "A better": "#d55e00", "same": "#999999",
+               "n/a": "#cccccc"}
+    figure = go.Figure()
+    for verdict, colour in colours.items():
+        rows = [row for row in table if row["verdict"] == verdict]
+        if rows:
+            figure.add_trace(go.Scatter(
+                x=[row["A"] for row in rows], y=[row["B"] for row in rows], mode="markers",
+                name=verdict, text=[row["id"] for row in rows], hoverinfo="x+y+text",
+                marker=dict(color=colour, size=9, line=dict(width=0.5, color="#333333"))))
+    figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="A = B",
+                                line=dict(color="#666666", dash="dot"), hoverinfo="skip"))
+    figure.update_layout(
+        height=380, margin=dict(l=50, r=10, t=30, b=40),
+        title=f"Per-image {metric}: above the line B does better",
+        xaxis=dict(title=f"{metric} of A: {label_a}"[:70], range=[0, 1.02]),
+        yaxis=dict(title=f"{metric} of B: {label_b}"[:70], range=[0, 1.02],
+                   scaleanchor="x"))
+    return figure
+
+
+def fold_figure(fold_rows: list[dict[str, Any]], ensemble_dice: float | None = None):
+    """Plotly bars of per-fold validation and test Dice, with the ensemble's test Dice line.
+
+    Args:
+        fold_rows: one row per fold with "fold", "val_dice" and optionally "test_dice".
+        ensemble_dice: the ensemble's test Dice (a dashed line), or None.
+
+    Example:
+        >>> figure = fold_figure([{"fold": 1, "val_dice": 0.8, "test_dice": 0.7}], 0.75)
+        >>> [trace.name for trace in figure.data]
+        ['validation Dice (own fold)', 'test Dice', 'ensemble test Dice 0.750']
+    """
+    import plotly.graph_objects as go
+
+    names = [f"fold {row['fold']}" for row in fold_rows]
+    figure = go.Figure()
+    figure.add_trace(go.Bar(x=names, y=[row.get("val_dice") for row in fold_rows],
+                            name="validation Dice (own fold)", marker_color=DICE_COLOUR))
+    if any(row.get("test_dice") is not None for row in fold_rows):
+        figure.add_trace(go.Bar(x=names, y=[row.get("test_dice") for row in fold_rows],
+                                name="test Dice", marker_color=PRECISION_COLOUR))
+    if ensemble_dice is not None:
+        figure.add_trace(go.Scatter(x=names, y=[ensemble_dice] * len(names), mode="lines",
+                                    name=f"ensemble test Dice {ensemble_dice:.3f}",
+                                    line=dict(color=RECALL_COLOUR, dash="dash", width=3)))
+    figure.update_layout(height=340, barmode="group", margin=dict(l=40, r=10, t=30, b=30),
+                         title="Cross-validation: Dice per fold", yaxis=dict(range=[0, 1.02]))
+    return figure

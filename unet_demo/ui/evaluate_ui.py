@@ -49,19 +49,19 @@ def split_predictions(model_spec: str, model_id: str, dataset: str, split: str,
     """`predict_split` of a model on a split, as a dict (cached per model, split and TTA).
 
     Args:
-        model_spec: "bundled:NAME" or a run folder (what `open_model` accepts).
+        model_spec: "bundled:NAME", a run folder or an ensemble (what `open_any` accepts).
         model_id: the handle's id (file digest inside): part of the cache key only.
-        dataset: bundled dataset name.
+        dataset: bundled dataset name or "upload:<id>".
         split: "train", "val" or "test".
         tta: use flip test-time augmentation; adds the per-pixel variance.
     """
     import dataclasses
 
+    from unet_demo.evaluation.ensemble import open_any
     from unet_demo.evaluation.evaluate import predict_split
-    from unet_demo.inference.registry import open_model
 
     del model_id  # only keys the cache
-    prediction = predict_split(open_model(model_spec), dataset, split, tta=tta,
+    prediction = predict_split(open_any(model_spec), dataset, split, tta=tta,
                                limit=MAX_EVAL_IMAGES)
     return dataclasses.asdict(prediction)
 
@@ -169,22 +169,41 @@ def _remember_dataset(spec: str) -> None:
 
 # --------------------------------------------------------------------------- page
 
+MODES = ("One model or ensemble", "Compare two (A/B)", "Cross-validation")
+MODE_KEY = STATE_PREFIX + "mode"
+
+
 def evaluate_page() -> None:
     """Draw the whole Evaluate page (called by pages/5_Evaluate.py)."""
-    from unet_demo.data.bundled import get_dataset_info
-    from unet_demo.inference.registry import compatible_datasets, open_model
+    from unet_demo.data.sources import dataset_info as get_dataset_info
+    from unet_demo.evaluation.ensemble import open_any
+    from unet_demo.inference.registry import compatible_datasets
+    from unet_demo.ui import comparison_ui
+    from unet_demo.ui.ensemble_ui import pick_model_or_ensemble
 
-    spec = pick_model("evaluate.model")
+    if MODE_KEY not in st.session_state:
+        st.session_state[MODE_KEY] = kept(MODE_KEY, MODES[0])
+    mode = keep(MODE_KEY, st.radio(
+        "View", MODES, horizontal=True, key=MODE_KEY,
+        help="One model (or the average of several), two models side by side image by "
+             "image, or the folds of a cross-validation."))
+    if mode == MODES[1]:
+        comparison_ui.ab_section()
+        return
+    if mode == MODES[2]:
+        comparison_ui.crossval_section()
+        return
+    spec = pick_model_or_ensemble("evaluate")
     if spec is None:
         return
     try:
-        handle = open_model(spec)
+        handle = open_any(spec)
     except UNetDemoError as error:
         st.error(str(error))
         return
     compatible = compatible_datasets(handle)
     if not compatible:
-        st.error(f"No bundled dataset matches this model ({handle.num_classes} classes, "
+        st.error(f"No dataset matches this model ({handle.num_classes} classes, "
                  f"{handle.input_shape[-1]} channel(s)).")
         return
     # The dataset follows the model: a new model (or a return from another page) sets the box
@@ -217,7 +236,35 @@ def evaluate_page() -> None:
             return
     if data["total"] > len(data["ids"]):
         st.caption(f"Showing the first {len(data['ids'])} of {data['total']} images.")
+    if spec.startswith("ensemble:"):
+        _ensemble_members(spec, data, handle, dataset, split, tta)
     _render_results(data, handle, info, split)
+
+
+def _ensemble_members(spec: str, data: dict[str, Any], handle, dataset: str, split: str,
+                      tta: bool) -> None:
+    """Each member's mean Dice next to the ensemble's, at threshold 0.5 (the gain it brings)."""
+    from unet_demo.evaluation.ensemble import open_any
+    from unet_demo.evaluation.evaluate import evaluate_predictions
+
+    def mean_dice(values: dict[str, Any]) -> float:
+        return float(evaluate_predictions(values["probabilities"], values["masks"],
+                                          handle.num_classes, ids=values["ids"],
+                                          distances=False).mean["dice"])
+
+    rows = []
+    with st.spinner("Scoring each member..."):
+        for member in spec.removeprefix("ensemble:").split("\n"):
+            member_handle = open_any(member)
+            values = split_predictions(member, member_handle.model_id, dataset, split, tta)
+            rows.append({"model": member_handle.title, "Dice": mean_dice(values)})
+    ensemble_dice = mean_dice(data)
+    best = max(row["Dice"] for row in rows)
+    rows.append({"model": handle.title, "Dice": ensemble_dice})
+    st.metric(f"ensemble {split} Dice (threshold 0.5)", f"{ensemble_dice:.3f}",
+              f"{ensemble_dice - best:+.3f} vs best member")
+    st.dataframe(rows, hide_index=True, key=STATE_PREFIX + "members_table",
+                 column_config={"Dice": st.column_config.NumberColumn(format="%.3f")})
 
 
 def _render_results(data: dict[str, Any], handle, info, split: str = "test") -> None:
@@ -247,7 +294,8 @@ def _render_results(data: dict[str, Any], handle, info, split: str = "test") -> 
     if ops:
         _before_after_table(raw.mean, result.mean, ops)
 
-    tabs = st.tabs(["Per-image", "Gallery", "Threshold", "Confusion", "Uncertainty"])
+    tabs = st.tabs(["Per-image", "Gallery", "Threshold", "Confusion", "Uncertainty",
+                    "ROC / PR"])
     with tabs[0]:
         table = metrics_table(result.rows)
         st.dataframe(table, width="stretch", hide_index=True,
@@ -309,6 +357,10 @@ def _render_results(data: dict[str, Any], handle, info, split: str = "test") -> 
                 st.plotly_chart(uncertainty_figure(data["variance"][index]), width="stretch",
                                 theme=None, config=PLOTLY_CONFIG)
             st.caption(UNCERTAINTY_CAPTION)
+    with tabs[5]:
+        from unet_demo.ui.comparison_ui import roc_pr_tab
+
+        roc_pr_tab(data, split)
 
 
 def _metric_row(mean: dict[str, float], before: dict[str, float] | None,

@@ -232,15 +232,16 @@ def sample_images(channels: int = 1, first: str = "") -> dict[str, tuple[str, by
 
 def segment_page() -> None:
     """Draw the whole Segment page (called by pages/6_Segment.py)."""
-    from unet_demo.inference.registry import open_model
-    from unet_demo.ui.evaluate_ui import pick_model, postprocess_controls
+    from unet_demo.evaluation.ensemble import open_any
+    from unet_demo.ui.ensemble_ui import pick_model_or_ensemble
+    from unet_demo.ui.evaluate_ui import postprocess_controls
 
-    spec = pick_model("segment.model", prefer="bundled")
+    spec = pick_model_or_ensemble("segment", prefer="bundled")
     if spec is None:
         return
     try:
         with st.spinner("Loading the model..."):
-            handle = open_model(spec)
+            handle = open_any(spec)
     except UNetDemoError as error:
         st.error(str(error))
         return
