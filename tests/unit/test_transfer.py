@@ -132,11 +132,13 @@ def test_the_cli_gives_the_model_the_encoders_shape():
 
 # --------------------------------------------------------------------------- a real run
 
-def test_a_tiny_transfer_run_keeps_the_frozen_levels_and_records_its_phases(tmp_path,
-                                                                           monkeypatch):
+@pytest.mark.slow  # about 20 s alone on 2 cores; minutes when the machine is shared
+def test_a_tiny_transfer_run_resumed_at_the_switch_keeps_frozen_levels_and_phases(tmp_path,
+                                                                              monkeypatch):
     import keras
 
     from unet_demo.training.events import PhaseStart, read_events
+    from unet_demo.training.live import LiveRun, event_lines
     from unet_demo.training.rundir import load_history
     from unet_demo.training.runner import run_training
     from unet_demo.training.spec import RunSpec
@@ -147,9 +149,23 @@ def test_a_tiny_transfer_run_keeps_the_frozen_levels_and_records_its_phases(tmp_
                    train=TrainConfig(epochs=3, batch_size=2, learning_rate=1e-2, seed=3,
                                      init_encoder=SHIPPED, frozen_epochs=1,
                                      unfreeze_lr_factor=0.1))
-    run_dir = run_training(spec, tmp_path / "run")
-    phases = [e for e in read_events(run_dir)[0] if isinstance(e, PhaseStart)]
-    assert [(e.epoch, e.phase) for e in phases] == [(1, "decoder"), (2, "last_level")]
+    # Stopped right after the switch to phase 2, then resumed from the phase-1 checkpoint:
+    # the resume must enter phase 2 again (new flags, new optimizer at the lower rate).
+    seen: list = []
+    run_dir = run_training(spec, tmp_path / "run", on_event=seen.append,
+                           should_stop=lambda: any(isinstance(e, PhaseStart) and
+                                                   e.phase == "last_level" for e in seen))
+    assert type(seen[-1]).__name__ == "Stopped" and seen[-1].epoch == 2
+    run_training(spec, run_dir, resume=True)
+    events = read_events(run_dir)[0]
+    phases = [e for e in events if isinstance(e, PhaseStart)]
+    assert [(e.epoch, e.phase) for e in phases] == [(1, "decoder"), (2, "last_level"),
+                                                    (2, "last_level")]
+    events = events[[type(e).__name__ for e in events].index("Stopped") + 1:]
+    phases = [phases[0]] + [e for e in events if isinstance(e, PhaseStart)]
+    printed = "\n".join(event_lines(LiveRun("r"), read_events(run_dir)[0]))  # as the CLI
+    assert "Epoch 1: encoder frozen" in printed
+    assert "Epoch 2: the deepest encoder level is unfrozen" in printed
     assert phases[0].trainable_params < phases[1].trainable_params
     assert phases[1].learning_rate == pytest.approx(1e-3)
     history = load_history(run_dir)

@@ -678,6 +678,8 @@ def _render_live(live: LiveRun, run_dir: Path, running: bool) -> None:
     columns[3].metric("Device", started.device if started else "-")
     if started is not None:
         st.caption(started_facts(started))
+    if live.phase is not None:  # the fine-tuning schedule's current phase
+        st.caption(f"Fine-tuning phase: {live.phase.text}")
     message = end_message(live, status)
     if message is not None:
         kind, text = message
