@@ -173,6 +173,8 @@ def test_a_tiny_transfer_run_resumed_at_the_switch_keeps_frozen_levels_and_phase
     assert [row["lr"] for row in history] == pytest.approx([1e-2, 1e-3, 1e-3])
     metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
     assert "phase" not in metrics["train"]
+    card = (Path(run_dir) / "model_card.md").read_text()
+    assert f"Transfer: encoder from the shipped encoder {SHIPPED}; encoder frozen for 1" in card
     model = keras.saving.load_model(Path(run_dir) / "model.keras", compile=False)
     stored = _stored()
     # enc0 never learns (frozen in both phases); the bottleneck learns in phase 2.

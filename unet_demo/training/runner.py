@@ -874,6 +874,7 @@ def model_card_text(spec: RunSpec, metrics: dict[str, Any], environment: dict[st
         f"{spec.train.batch_size}, {metrics.get('epochs_run', 0)} of {spec.train.epochs} epochs, "
         f"augmentation {'on' if spec.train.augment and spec.augment.enabled() else 'off'}, "
         f"seed {spec.train.seed}",
+        *_transfer_lines(spec.train),
         "- " + metrics.get("kept_text", f"Kept: epoch {metrics.get('best_epoch', 0)} "
                                         f"(validation Dice {_fmt(val.get('dice'))})."),
         f"- Test split: Dice {_fmt(test.get('dice'))}, IoU {_fmt(test.get('iou'))}, "
@@ -887,6 +888,18 @@ def model_card_text(spec: RunSpec, metrics: dict[str, Any], environment: dict[st
         "",
     ]
     return "\n".join(lines)
+
+
+def _transfer_lines(train) -> list[str]:
+    """The model card's transfer-learning line (none for a run from random weights)."""
+    if not train.init_encoder and not train.frozen_epochs:
+        return []
+    start = (f"encoder from the shipped encoder {train.init_encoder}" if train.init_encoder
+             else "encoder from its own start weights")
+    schedule = (f"; encoder frozen for {train.frozen_epochs} epoch(s), then its deepest level "
+                f"unfrozen at x{train.unfreeze_lr_factor:g} the learning rate"
+                if train.frozen_epochs else "")
+    return [f"- Transfer: {start}{schedule}"]
 
 
 def _fmt(value: Any, spec: str = ".3f") -> str:
