@@ -1,0 +1,84 @@
+"""Is the bfloat16 fast path correct? Test Dice of float32 against mixed_bfloat16, preset by preset.
+
+For every bundled dataset and each preset asked for, the same run (same seed, same data, same
+XLA setting) is trained twice through the CLI, once with ``UNET_DEMO_PRECISION=float32`` and
+once with ``bfloat16``, each in its own process, and the test-split Dice of the two saved models
+is compared. The goal is a difference of at most 0.01. Training seconds are reported too; on a
+CPU without native bfloat16 (AVX2 only) they show the cost of emulation, not the speed-up.
+
+Example:
+    .venv/bin/python benchmarks/bf16_correctness.py --presets classroom
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import REPO, save_result  # noqa: E402
+
+DATASETS = ("brain_skullstrip", "brain_tissue", "nuclei", "synthetic_lesions")
+GOAL = 0.01
+
+
+def train_once(dataset: str, preset: str, precision: str, out: Path, xla: str) -> dict:
+    """Train one preset run with one precision in a fresh process; its metrics.json."""
+    env = dict(os.environ, UNET_DEMO_PRECISION=precision, UNET_DEMO_XLA=xla)
+    command = [sys.executable, "-m", "unet_demo", "train", "--dataset", dataset, "--preset",
+               preset, "--out", str(out)]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{dataset} {preset} {precision} failed:\n{done.stderr[-1500:]}")
+    metrics = json.loads((out / "metrics.json").read_text())
+    environment = json.loads((out / "environment.json").read_text())
+    return {"test_dice": metrics["test"]["dice"], "train_seconds": metrics["train_seconds"],
+            "precision": environment["precision"], "jit_compile": environment["jit_compile"]}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Train, print the table and save it; return the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", nargs="+", default=["classroom", "quality"])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    parser.add_argument("--xla", default="1", help="UNET_DEMO_XLA for both runs (default 1)")
+    args = parser.parse_args(argv)
+
+    from unet_demo.training.speed import cpu_flags, native_bfloat16
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bf16-") as tmp:
+        for preset in args.presets:
+            for dataset in args.datasets:
+                pair = {}
+                for precision in ("float32", "bfloat16"):
+                    out = Path(tmp) / f"{dataset}-{preset}-{precision}"
+                    pair[precision] = train_once(dataset, preset, precision, out, args.xla)
+                delta = pair["bfloat16"]["test_dice"] - pair["float32"]["test_dice"]
+                row = {"dataset": dataset, "preset": preset,
+                       "float32_dice": pair["float32"]["test_dice"],
+                       "bfloat16_dice": pair["bfloat16"]["test_dice"], "delta": delta,
+                       "within_goal": abs(delta) <= GOAL,
+                       "float32_seconds": pair["float32"]["train_seconds"],
+                       "bfloat16_seconds": pair["bfloat16"]["train_seconds"]}
+                rows.append(row)
+                print(f"{dataset:18s} {preset:9s} float32 {row['float32_dice']:.4f} "
+                      f"bfloat16 {row['bfloat16_dice']:.4f} delta {delta:+.4f} "
+                      f"({'ok' if row['within_goal'] else 'OVER 0.01'}); train s "
+                      f"{row['float32_seconds']:.0f} / {row['bfloat16_seconds']:.0f}",
+                      flush=True)
+    result = {"rows": rows, "goal_abs_delta": GOAL, "xla": args.xla,
+              "native_bfloat16": native_bfloat16(cpu_flags())}
+    save_result("bf16_correctness", result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
