@@ -192,13 +192,13 @@ def gallery_image(cfg_json: str, dataset: str, index: int, image_only: bool) -> 
 
     Args:
         cfg_json: `AugmentConfig.to_json()` (the cache key; the seed is inside).
-        dataset: bundled dataset name.
+        dataset: bundled dataset name or "upload:<id>".
         index: training image index.
         image_only: show the pitfall (mask left behind).
     """
     import json
 
-    from unet_demo.data.bundled import load_split
+    from unet_demo.data.sources import load_split
 
     cfg = AugmentConfig.from_dict(json.loads(cfg_json))
     arrays = load_split(dataset, "train")
@@ -218,7 +218,8 @@ def gallery_image(cfg_json: str, dataset: str, index: int, image_only: bool) -> 
 
 def gallery_ui(cfg: AugmentConfig) -> None:
     """Source image picker, re-roll, pitfall toggle and the seeded 3x3 gallery."""
-    from unet_demo.data.bundled import get_dataset_info, load_split
+    from unet_demo.data.sources import dataset_info as get_dataset_info
+    from unet_demo.data.sources import load_split
 
     dataset = get_dataset()
     info = get_dataset_info(dataset)
@@ -324,9 +325,13 @@ def page_link(cfg: AugmentConfig) -> AugmentLink:
     Args:
         cfg: the pipeline `controls_ui` returned.
     """
+    from unet_demo.data.sources import is_uploaded
+
     dataset = get_dataset()
     stored = kept(IMAGE_INDEX_KEY, {})
     index = stored.get(dataset, -1) if isinstance(stored, dict) else -1
+    if is_uploaded(dataset):  # an upload lives on this server only: the link keeps the pipeline
+        dataset, index = "", -1
     return AugmentLink(cfg, dataset, int(index), bool(kept(IMAGE_ONLY_KEY, False)))
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from unet_demo.data.bundled import DATASET_NAMES, SPLITS
+from unet_demo.data.bundled import SPLITS
 from unet_demo.errors import UNetDemoError
 from unet_demo.plots.data import (
     class_balance_figure,
@@ -51,16 +51,22 @@ def split_statistics(name: str, split: str, colours: tuple[str, ...]) -> dict[st
     """Class-balance and intensity-histogram figures for one split (cached).
 
     Args:
-        name: bundled dataset name.
+        name: bundled dataset name or "upload:<id>".
         split: "train", "val" or "test".
         colours: hex colour per label value (part of the cache key).
     """
-    from unet_demo.data.bundled import class_balance, get_dataset_info, load_split
+    from unet_demo.data.bundled import class_balance, class_fractions
+    from unet_demo.data.sources import dataset_info, is_uploaded, load_split
 
-    info = get_dataset_info(name)
+    info = dataset_info(name)
     arrays = load_split(name, split)
+    if is_uploaded(name):  # no stored card balance: count the pixels of each split
+        balance = {part: class_fractions(load_split(name, part).masks, info.num_classes)
+                   for part in SPLITS}
+    else:
+        balance = class_balance(name)
     return {
-        "balance": class_balance_figure(class_balance(name), info.class_names, colours),
+        "balance": class_balance_figure(balance, info.class_names, colours),
         "histogram": intensity_histogram_figure(arrays.images, arrays.masks, info.class_names,
                                                 colours=colours),
         "sizes": split_sizes_figure(info.split_counts),
@@ -68,13 +74,20 @@ def split_statistics(name: str, split: str, colours: tuple[str, ...]) -> dict[st
 
 
 def choose_dataset() -> str:
-    """Dataset select box; the choice is stored under `DATASET_KEY` for the other pages."""
+    """Dataset select box (bundled, then uploaded); the choice is stored for the other pages."""
+    from unet_demo.data.bundled import DATASET_NAMES
+    from unet_demo.data.sources import dataset_choices, is_uploaded
+
+    choices = {name: label for name, label in dataset_choices().items()
+               if name in DATASET_NAMES or is_uploaded(name)}  # 2D images only
+    names = list(choices)
     current = get_dataset()
-    index = DATASET_NAMES.index(current) if current in DATASET_NAMES else 0
+    index = names.index(current) if current in names else 0
     name = st.selectbox(
-        "Dataset", DATASET_NAMES, index=index, key=PREFIX + "dataset",
+        "Dataset", names, index=index, key=PREFIX + "dataset", format_func=choices.get,
         help="Each dataset is a different task: a large organ (brain), several tissue classes, "
-             "many small objects (nuclei) or rare tiny lesions.",
+             "many small objects (nuclei) or rare tiny lesions. Datasets uploaded as a ZIP on "
+             "the Train page are listed after the bundled ones.",
     )
     set_dataset(name)
     return name
@@ -95,7 +108,7 @@ def colour_controls(class_names: tuple[str, ...]) -> list[str]:
 
 def browse_section(name: str, info, colours: list[str]) -> None:
     """Image browser: image, overlay and outline of one image, with an opacity slider."""
-    from unet_demo.data.bundled import load_split
+    from unet_demo.data.sources import load_split
 
     controls = st.columns([1, 2, 2])
     split_key = PREFIX + "split"
@@ -160,7 +173,7 @@ def statistics_section(name: str, split: str, colours: list[str]) -> None:
 def preprocessing_section(name: str, split: str) -> None:
     """Preprocessing preview: the chosen steps applied to the current image, side by side."""
     from unet_demo.data import preprocess
-    from unet_demo.data.bundled import load_split
+    from unet_demo.data.sources import load_split
 
     arrays = load_split(name, split)
     index = min(int(st.session_state.get(INDEX_KEY, 0)), len(arrays) - 1)
@@ -239,15 +252,39 @@ def preprocessing_section(name: str, split: str) -> None:
                 " (shown stretched to grey levels)", width="stretch")
 
 
+def upload_card_markdown(name: str) -> str:
+    """A short card of an uploaded dataset: where it came from, its splits and skipped files.
+
+    Args:
+        name: "upload:<id>".
+    """
+    from unet_demo import DISCLAIMER
+    from unet_demo.data.upload_dataset import load_uploaded_info
+
+    card = load_uploaded_info(name)
+    counts = card.get("split_counts") or {}
+    skipped = [row for row in card.get("rows") or [] if row.get("status") != "ok"]
+    lines = [f"# {card.get('title', name)}", "", f"> {DISCLAIMER}", "",
+             f"- **Archive:** {card.get('source_archive', '?')} (sha256 "
+             f"`{str(card.get('source_sha256', ''))[:16]}...`), uploaded {card.get('created', '?')}",
+             f"- **Images:** {card.get('image_size')} px, {card.get('channels')} channel(s), "
+             f"labels {card.get('labels')}",
+             f"- **Splits:** train {counts.get('train', 0)}, val {counts.get('val', 0)}, test "
+             f"{counts.get('test', 0)}",
+             f"- **Skipped files:** {len(skipped)}", "", f"**Split rule.** {card.get('split_rule', '')}"]
+    return "\n".join(lines)
+
+
 def data_page() -> None:
     """Draw the Data page body (the page file sets up the title and disclaimer)."""
-    from unet_demo.data.bundled import card_markdown, get_dataset_info, load_card
+    from unet_demo.data.bundled import card_markdown, load_card
+    from unet_demo.data.sources import dataset_info, is_uploaded
 
     top = st.columns([2, 3])
     with top[0]:
         name = choose_dataset()
     try:
-        info = get_dataset_info(name)
+        info = dataset_info(name)
     except UNetDemoError as error:
         st.error(str(error))
         return
@@ -265,7 +302,8 @@ def data_page() -> None:
     with stats:
         statistics_section(name, split, colours)
     with card_tab:
-        st.markdown(card_markdown(load_card(name), for_readme=False))
+        st.markdown(upload_card_markdown(name) if is_uploaded(name)
+                    else card_markdown(load_card(name), for_readme=False))
     with prep:
         st.caption("Try the preprocessing steps on the image chosen in Browse. The training "
                    "pipeline uses min-max normalisation by default.")
