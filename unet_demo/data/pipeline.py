@@ -74,14 +74,15 @@ def check_arrays(images: np.ndarray, masks: np.ndarray, num_classes: int, *,
     masks = np.asarray(masks)
     if images.ndim == 3:
         images = images[..., None]
-    if masks.ndim == 4 and masks.shape[-1] == 1:
+    if masks.ndim == images.ndim and masks.shape[-1] == 1:
         masks = masks[..., 0]
-    if images.ndim != 4 or masks.ndim != 3:
+    if images.ndim not in (4, 5) or masks.ndim != images.ndim - 1:
         raise UNetDemoError(
-            "The input pipeline expects images (N, H, W, C) and masks (N, H, W). Received: "
-            f"images {images.shape}, masks {masks.shape}."
+            "The input pipeline expects images (N, H, W, C) and masks (N, H, W), or volumes "
+            f"(N, D, H, W, C) and (N, D, H, W). Received: images {images.shape}, masks "
+            f"{masks.shape}."
         )
-    if images.shape[:3] != masks.shape:
+    if images.shape[:-1] != masks.shape:
         raise UNetDemoError(
             f"Images {images.shape[:3]} and masks {masks.shape} differ in count or size; "
             "every image needs a mask of the same height and width."

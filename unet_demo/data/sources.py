@@ -22,6 +22,12 @@ from unet_demo.config import DataConfig
 from unet_demo.data.bundled import DatasetInfo, SplitArrays, get_dataset_info
 from unet_demo.data.preprocess import prepare_batch
 from unet_demo.data.upload_dataset import UPLOAD_PREFIX
+from unet_demo.data.volumes import (
+    is_volume_dataset,
+    prepare_volume_split,
+    volume_choices,
+    volume_label_count,
+)
 from unet_demo.errors import UNetDemoError
 
 
@@ -67,6 +73,8 @@ def load_split_arrays(dataset: str, split: str) -> tuple[np.ndarray, np.ndarray,
         >>> images.shape[:3] == masks.shape
         True
     """
+    if is_volume_dataset(dataset):  # 3D patches of the default size
+        return prepare_volume_split(dataset, split, DataConfig().image_size // 4)
     arrays = load_split(dataset, split)
     return np.asarray(arrays.images), np.asarray(arrays.masks), list(arrays.ids)
 
@@ -87,6 +95,8 @@ def declared_label_count(dataset: str) -> int:
         with contextlib.suppress(UNetDemoError, OSError, ValueError, KeyError, TypeError):
             return int(load_uploaded_info(dataset).get("num_classes") or 0)
         return 0
+    if is_volume_dataset(dataset):
+        return volume_label_count(dataset)
     return int(get_dataset_info(dataset).num_classes)
 
 
@@ -125,6 +135,9 @@ def prepare_split(
         >>> len(prepare_split(cfg, "train")[2])
         3
     """
+    if is_volume_dataset(data.dataset):  # cubic patches, already in [0, 1]
+        return prepare_volume_split(data.dataset, split, data.image_size,
+                                    max_images=data.max_train_images, seed=seed)
     images, masks, ids = _split_subset(data, split, seed)
     if len(images) == 0:
         return (np.zeros((0, data.image_size, data.image_size, channels or 1), np.float32),
@@ -264,6 +277,7 @@ def dataset_choices() -> dict[str, str]:
     from unet_demo.data.bundled import list_datasets
 
     choices = {info.name: f"{info.title} ({info.name})" for info in list_datasets()}
+    choices.update(volume_choices())
     try:
         from unet_demo.data.upload_dataset import list_uploaded_datasets
 
@@ -324,4 +338,6 @@ def is_binary(dataset: str) -> bool:
         from unet_demo.data.upload_dataset import load_uploaded_info
 
         return int(load_uploaded_info(dataset).get("num_classes", 1)) <= 2
+    if is_volume_dataset(dataset):
+        return volume_label_count(dataset) == 2
     return get_dataset_info(dataset).is_binary

@@ -85,6 +85,21 @@ _PRESETS: dict[tuple[str, str], RunSpec] = {
                           schedule="cosine", epochs=25, batch_size=8,
                           early_stopping_patience=6, augment=True, seed=42),
     ),
+    # 3D: cubes of 32 voxels (64 mm) from the 2 mm head volume; a small 3D U-Net because
+    # every convolution costs 3x a 2D one per voxel and a cube holds 32x more voxels.
+    ("brain_volume", "classroom"): RunSpec(
+        data=DataConfig(dataset="brain_volume", image_size=32),
+        model=UNetConfig(variant="unet3d", depth=2, base_filters=8, normalization="group"),
+        train=TrainConfig(loss="bce_dice", optimizer="adam", learning_rate=3e-3,
+                          schedule="cosine", epochs=6, batch_size=4, seed=42),
+    ),
+    ("brain_volume", "quality"): RunSpec(
+        data=DataConfig(dataset="brain_volume", image_size=32),
+        model=UNetConfig(variant="unet3d", depth=3, base_filters=8, normalization="group"),
+        train=TrainConfig(loss="bce_dice", optimizer="adam", learning_rate=2e-3,
+                          schedule="cosine", epochs=20, batch_size=4,
+                          early_stopping_patience=6, seed=42),
+    ),
 }
 
 

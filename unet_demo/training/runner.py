@@ -959,9 +959,11 @@ def run_training(
     if spec.train.workers > 1:  # start the workers on this machine
         return distributed.run_local(spec, run_dir, should_stop=should_stop,
                                      on_event=on_event, resume=resume)
-    trainer_class = _Trainer
+    trainer_class: type[_Trainer] = _Trainer
     if spec.model.variant == "unet3d":  # volumes: 3-D snapshots and test scores
-        from unet_demo.training.volume import VolumeTrainer as trainer_class
+        from unet_demo.training.volume import VolumeHooks
+
+        trainer_class = type("VolumeTrainer", (VolumeHooks, _Trainer), {})
     trainer = trainer_class(spec, run_dir, should_stop, on_event)
     try:
         return trainer.run(resume)

@@ -232,6 +232,13 @@ def sample_images(channels: int = 1, first: str = "") -> dict[str, tuple[str, by
 
 def segment_page() -> None:
     """Draw the whole Segment page (called by pages/6_Segment.py)."""
+    if st.toggle("3D: segment a NIfTI volume with a 3D U-Net", key="segment.mode3d",
+                 help="A 3D U-Net on the whole volume, compared with the 2D model slice by "
+                      "slice (time and Dice)."):
+        from unet_demo.ui.volume3d_ui import volume_3d_page
+
+        volume_3d_page()
+        return
     from unet_demo.evaluation.ensemble import open_any
     from unet_demo.ui.ensemble_ui import pick_model_or_ensemble
     from unet_demo.ui.evaluate_ui import postprocess_controls
