@@ -267,7 +267,7 @@ class AugmentConfig(_FlatConfig):
         )
 
 
-NORMALIZATION_MODES = ("minmax", "zscore", "symmetric", "ct_window")
+NORMALIZATION_MODES = ("minmax", "zscore", "symmetric", "ct_window", "clahe")
 MASK_RESIZE_MODES = {
     "nearest": "nearest neighbour: every pixel keeps a 0/1 label (correct)",
     "bilinear": "bilinear, as the guide's loader does to a mask stored as 0/255 and then "
@@ -286,7 +286,8 @@ class DataConfig(_FlatConfig):
         dataset: a bundled dataset name (see `python -m unet_demo datasets`) or
             "upload:<id>" for a user dataset.
         image_size: square side the images are resized/padded to.
-        normalization: "minmax" ([0,1]), "zscore", "symmetric" ([-1,1]) or "ct_window".
+        normalization: "minmax" ([0,1]), "zscore", "symmetric" ([-1,1]), "ct_window" or
+            "clahe" (local histogram equalisation, then [0, 1]; the Data page's preview).
         max_train_images: 0 = all; a smaller number makes classroom runs faster.
         mask_resize: how training and validation masks reach ``image_size``: "nearest"
             (the right way), or one of the guide's loader bugs, "bilinear" and

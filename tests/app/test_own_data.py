@@ -40,7 +40,6 @@ def upload(monkeypatch, tmp_path) -> str:
     from unet_demo.data.upload_dataset import inspect_zip, save_uploaded_dataset
 
     monkeypatch.setenv("UNET_DEMO_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv(BUNDLED_DIR_ENV, str(shared_tiny_models_dir()))
     report = inspect_zip(_zip_of_synthetic_images(), name="my_lesions.zip", image_size=128)
     return "upload:" + save_uploaded_dataset(report)
 
@@ -75,9 +74,31 @@ def test_an_upload_is_browsed_on_data_and_augmented_on_augment(upload):
                for caption in [img.caption for img in element.proto.imgs])
 
 
-def test_a_model_is_evaluated_on_the_upload_test_split(upload):
+def test_preview_choices_are_offered_for_training(upload):
+    from unet_demo.ui.data_ui import TRAINING_INPUT_KEY
+
+    at = _run(AppTest.from_file(str(PAGES / "1_Data.py"), default_timeout=120))
+    at.selectbox(key="data.dataset").set_value(upload)
+    _run(at)
+    at.select_slider(key="data.height").set_value(96)
+    at.toggle(key="data.clahe").set_value(True)
+    _run(at)
+    assert any(f"--dataset {upload} --image-size 96 --intensity clahe" in code.value
+               for code in at.code)
+    at.button(key="data.use_for_training").click()
+    _run(at)
+    assert at.session_state[TRAINING_INPUT_KEY] == {
+        "dataset": upload, "image_size": 96, "normalization": "clahe"}
+    at.toggle(key="data.clahe").set_value(False)
+    at.selectbox(key="data.norm").set_value("zscore")
+    _run(at)
+    assert any("--image-size 96 --intensity zscore" in code.value for code in at.code)
+
+
+def test_a_model_is_evaluated_on_the_upload_test_split(upload, monkeypatch):
     from unet_demo.data.sources import load_split
 
+    monkeypatch.setenv(BUNDLED_DIR_ENV, str(shared_tiny_models_dir()))
     at = _run(AppTest.from_file(str(PAGES / "5_Evaluate.py"), default_timeout=180))
     assert upload in at.selectbox(key="evaluate.dataset").options
     at.selectbox(key="evaluate.dataset").set_value(upload)

@@ -60,3 +60,29 @@ def test_folds_refuse_no_wait_and_too_many_folds(capsys):
     assert "drop --no-wait" in capsys.readouterr().err
     assert main(["train", *TINY, "--folds", "21", "--out", "/tmp/unused"]) == 2
     assert "2 to 20 folds" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_intensity_clahe_trains_and_prediction_repeats_it(tmp_path, capsys, monkeypatch):
+    import numpy as np
+
+    from unet_demo.config import DataConfig
+    from unet_demo.data.sources import prepare_split
+    from unet_demo.evaluation.evaluate import predict_split
+    from unet_demo.inference.registry import open_model
+
+    monkeypatch.setenv("UNET_DEMO_XLA", "0")
+    out = tmp_path / "clahe"
+    tiny = [*TINY[2:], "--dataset", "synthetic_lesions"]
+    assert main(["train", *tiny, "--intensity", "clahe", "--out", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["status"] == "finished"
+    handle = open_model(out)
+    assert handle.normalization == "clahe"
+    # Prediction prepares the test images exactly as training prepared them (CLAHE, 32 px).
+    trained, _, _ = prepare_split(DataConfig(dataset="synthetic_lesions", image_size=32,
+                                             normalization="clahe"), "test")
+    predicted = predict_split(handle, "synthetic_lesions", "test", limit=4)
+    np.testing.assert_allclose(predicted.images, trained[:4], atol=1e-6)
+    plain, _, _ = prepare_split(DataConfig(dataset="synthetic_lesions", image_size=32), "test")
+    assert np.abs(plain[:4] - trained[:4]).max() > 0.05  # CLAHE really changed the input

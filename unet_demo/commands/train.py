@@ -24,7 +24,7 @@ import signal
 import sys
 from pathlib import Path
 
-from unet_demo.config import LOSSES, OPTIMIZERS, SCHEDULES, VARIANTS
+from unet_demo.config import LOSSES, NORMALIZATION_MODES, OPTIMIZERS, SCHEDULES, VARIANTS
 from unet_demo.errors import UNetDemoError
 from unet_demo.training.presets import PRESET_NAMES
 
@@ -86,6 +86,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="train without augmentation")
     parser.add_argument("--fresh", action="store_true",
                         help="do not resume; refuse if --out already holds a run")
+    parser.add_argument("--intensity", choices=NORMALIZATION_MODES, default=None,
+                        help="intensity normalisation of the images (data.normalization; "
+                             "'clahe' = the Data page's CLAHE preview); prediction repeats it")
     parser.add_argument("--folds", type=int, nargs="?", const=5, default=None, metavar="K",
                         help="K-fold cross-validation (K = 5 when no number is given): train K "
                              "runs on leak-free folds of the train+val images, then score each "
@@ -125,6 +128,8 @@ def build_spec(args: argparse.Namespace):
             changes[section][field] = value
     if args.augment is not None:
         changes["train"]["augment"] = args.augment
+    if getattr(args, "intensity", None):
+        changes["data"]["normalization"] = args.intensity
     if changes["train"].get("init_encoder"):  # the model takes the shipped encoder's shape
         from unet_demo.models.transfer import match_encoder
 

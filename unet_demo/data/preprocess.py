@@ -21,8 +21,10 @@ import numpy as np
 
 from unet_demo.errors import UNetDemoError
 
-NORMALIZATION_MODES = ("minmax", "zscore", "symmetric", "ct_window")
+NORMALIZATION_MODES = ("minmax", "zscore", "symmetric", "ct_window", "clahe")
 """Same names as `DataConfig.normalization`."""
+CLAHE_CLIP = 0.02
+"""Clip limit of the "clahe" normalisation (scikit-image's 0-1 scale; the Data page's default)."""
 PAD_MODES = ("constant", "edge")
 DENOISE_METHODS = ("tv", "median", "gaussian")
 GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -77,6 +79,9 @@ def normalize(
         "symmetric": minmax then * 2 - 1 -> [-1, 1].
         A constant image gives zeros in "minmax", "zscore" and "symmetric".
         "ct_window": `window(x, center, width)` -> [0, 1] (needs `center` and `width`).
+        "clahe": `apply_clahe(x, CLAHE_CLIP)` -> [0, 1]: local contrast evened out (the Data
+            page's preview with its default clip limit), chosen for training like the others,
+            so prediction repeats it.
 
     Args:
         image: array of any shape.
@@ -88,6 +93,10 @@ def normalize(
     Example:
         >>> normalize(np.array([0.0, 5.0, 10.0]), "symmetric").tolist()
         [-1.0, 0.0, 1.0]
+        >>> ramp = np.linspace(0, 0.3, 64 * 64).reshape(64, 64)  # dim, low contrast
+        >>> equalised = normalize(ramp, "clahe")
+        >>> equalised.shape, round(float(equalised.max() - equalised.min()), 2)
+        ((64, 64), 1.0)
     """
     array = np.asarray(image, dtype=np.float32)
     if mode not in NORMALIZATION_MODES:
@@ -104,6 +113,11 @@ def normalize(
                 f"center={center!r}, width={width!r}."
             )
         return window(array, center, width)
+    if mode == "clahe":
+        if array.ndim < 2 or array.size == 0:
+            raise UNetDemoError(f"Normalization 'clahe' needs an image (H, W) or (H, W, C). "
+                                f"Received an array of shape {array.shape}.")
+        return apply_clahe(array, clip_limit=CLAHE_CLIP).reshape(array.shape)
     if percentiles is not None and array.size:
         low, high = np.percentile(array, percentiles)
         array = np.clip(array, low, high)

@@ -39,6 +39,9 @@ NORMALISATION_HELP = {
     "zscore": "Subtract the mean, divide by the standard deviation: every image gets the same "
               "brightness and contrast (values around 0, not bounded).",
     "symmetric": "Min-max to [-1, 1]: what some pretrained encoders expect.",
+    "clahe": "Contrast-limited adaptive histogram equalisation, then [0, 1]: evens out dark and "
+             "bright regions. As a normalisation it uses the clip limit 0.02 (the CLAHE "
+             "toggle's default) and can be chosen for training.",
     "ct_window": "Keep only a band of intensities (centre ± width/2) and stretch it to [0, 1]: "
                  "how radiologists look at soft tissue or bone in CT. In CT the band is set in "
                  "Hounsfield units (e.g. L40 W400); these images are MRI or microscopy already "
@@ -250,6 +253,53 @@ def preprocessing_section(name: str, split: str) -> None:
     right.image(to_display_rgb(processed), caption=f"preprocessed {processed.shape[0]}x"
                 f"{processed.shape[1]}, values {processed.min():.2f}..{processed.max():.2f}"
                 " (shown stretched to grey levels)", width="stretch")
+    training_input_ui(name, int(height), "clahe" if clahe else mode,
+                      clahe and abs(float(clip) - preprocess.CLAHE_CLIP) > 1e-9,
+                      method != "off")
+
+
+TRAINING_INPUT_KEY = PREFIX + "training_input"
+"""Session-state key (no widget): the input size and intensity chosen here for training, a dict
+``{"dataset", "image_size", "normalization"}`` (set by "Use for training")."""
+
+
+def training_input_ui(name: str, size: int, normalization: str, other_clip: bool,
+                      denoised: bool) -> None:
+    """What of the preview a training run can use, its command, and a "Use for training" button.
+
+    Args:
+        name: the dataset.
+        size: the target height (training inputs are square, size x size).
+        normalization: the intensity normalisation ("clahe" when the CLAHE toggle is on).
+        other_clip: the CLAHE clip limit differs from the one training uses.
+        denoised: a denoising step is on (training has none).
+    """
+    from unet_demo.data.preprocess import CLAHE_CLIP
+
+    if normalization == "ct_window":
+        st.caption("For training: a CT window's centre and width are not stored with a model, so "
+                   "training cannot use 'ct_window'; pick another normalisation to train with.")
+        return
+    st.markdown(f"**For training:** input {size} x {size} px, intensity **{normalization}**")
+    notes = []
+    if normalization == "clahe":
+        notes.append(f"training applies CLAHE with clip limit {CLAHE_CLIP} and then scales to "
+                     "[0, 1]" + (" (not the clip limit shown above)" if other_clip else "")
+                     + "; the normalisation chosen above is replaced by that scaling")
+    if denoised:
+        notes.append("denoising is a preview only: training does not denoise")
+    if notes:
+        st.caption("Note: " + "; ".join(notes) + ".")
+    st.code(f"python -m unet_demo train --dataset {name} --image-size {size} "
+            f"--intensity {normalization}", language="bash")
+    if st.button("Use for training", key=PREFIX + "use_for_training",
+                 help="Remembers this input size and intensity for training in this session; "
+                      "the command above trains with them from a terminal."):
+        st.session_state[TRAINING_INPUT_KEY] = {"dataset": name, "image_size": size,
+                                                "normalization": normalization}
+    chosen = st.session_state.get(TRAINING_INPUT_KEY)
+    if chosen and chosen.get("dataset") == name:
+        st.caption(f"Chosen for training: {chosen['image_size']} px, {chosen['normalization']}.")
 
 
 def upload_card_markdown(name: str) -> str:
