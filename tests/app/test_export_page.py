@@ -11,6 +11,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("ai_edge_litert")
 
 from tests.tiny_model import BUNDLED_DIR_ENV, shared_tiny_models_dir  # noqa: E402
+from tests.unit.export_helpers import RUN_NAME, shared_tiny_run  # noqa: E402
 from unet_demo import DISCLAIMER  # noqa: E402
 from unet_demo.inference.deploy import FORMAT_NAMES  # noqa: E402
 
@@ -52,14 +53,9 @@ def test_bundled_model_is_converted_measured_and_offered(monkeypatch, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def runs_with_one(tmp_path_factory) -> Path:
-    """A real 1-epoch training run (32x32, 8 images) in a runs folder."""
-    from tests.unit.training_helpers import tiny_spec
-    from unet_demo.training.runner import run_training
-
-    runs = tmp_path_factory.mktemp("runs")
-    run_training(tiny_spec(epochs=1, images=8), runs / "run-export-test")
-    return runs
+def runs_with_one() -> Path:
+    """A runs folder holding one real, finished 1-epoch run (shared with the export tests)."""
+    return shared_tiny_run().parent
 
 
 def test_finished_run_offers_its_reproducibility_bundle(monkeypatch, runs_with_one):
@@ -67,7 +63,7 @@ def test_finished_run_offers_its_reproducibility_bundle(monkeypatch, runs_with_o
     monkeypatch.setenv("UNET_DEMO_RUNS_DIR", str(runs_with_one))
     at = _run(AppTest.from_file(PAGE, default_timeout=300))
     options = at.selectbox(key="export.model").options
-    run_label = next(o for o in options if o.startswith("Run: run-export-test"))
+    run_label = next(o for o in options if o.startswith(f"Run: {RUN_NAME}"))
     at.selectbox(key="export.model").set_value(run_label)
     _run(at)
     (bundle,) = _downloads(at)

@@ -11,7 +11,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("ai_edge_litert")
 
 from tests.tiny_model import BUNDLED_DIR_ENV, TINY_DATASET, shared_tiny_models_dir  # noqa: E402
-from tests.unit.training_helpers import tiny_spec  # noqa: E402
+from tests.unit.export_helpers import shared_tiny_run  # noqa: E402
 from unet_demo.cli import main  # noqa: E402
 
 MODEL = f"bundled:{TINY_DATASET}"
@@ -23,10 +23,8 @@ def tiny_models(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    from unet_demo.training.runner import run_training
-
-    return run_training(tiny_spec(epochs=1, images=8), tmp_path_factory.mktemp("run") / "run")
+def tiny_run():
+    return shared_tiny_run()
 
 
 def test_export_onnx_is_written_and_checked(tmp_path, capsys):

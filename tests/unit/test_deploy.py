@@ -20,7 +20,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("ai_edge_litert")
 
 from tests.tiny_model import BUNDLED_DIR_ENV, TINY_DATASET, shared_tiny_models_dir  # noqa: E402
-from tests.unit.training_helpers import tiny_spec  # noqa: E402
+from tests.unit.export_helpers import shared_tiny_run  # noqa: E402
 from unet_demo.errors import UNetDemoError  # noqa: E402
 from unet_demo.inference import deploy  # noqa: E402
 
@@ -56,6 +56,7 @@ def test_every_format_is_within_its_tolerance(comparison):
         < reports["tflite"].size_bytes
     assert all(r.latency_ms > 0 and r.size_bytes > 0 for r in comparison.reports)
     assert comparison.test_images == 12 and 0.0 <= comparison.keras_test_dice <= 1.0
+    assert 0.0 <= comparison.keras_batch_difference < 1e-2  # Keras' own float32 wobble
 
 
 def test_int8_is_quantised_and_differs_from_float(comparison, tiny_handle):
@@ -70,11 +71,10 @@ def test_int8_is_quantised_and_differs_from_float(comparison, tiny_handle):
     assert deploy.max_abs_difference(int8, tiny_handle.predict(images)) > 1e-4
 
 
-def test_write_export_savedmodel_folder_and_zip_load_alike(tiny_handle, tmp_path):
-    model = tiny_handle.shared.keras_model
-    folder = deploy.write_export(model, "savedmodel", tmp_path / "sm")
-    zipped = deploy.write_export(model, "savedmodel", tmp_path / "sm.zip")
-    assert (folder / "saved_model.pb").is_file() and zipfile.is_zipfile(zipped)
+def test_savedmodel_folder_and_zip_load_alike(comparison, tiny_handle):
+    zipped = comparison.files["savedmodel"]
+    folder = zipped.parent / "savedmodel"  # the folder the ZIP was made from
+    assert zipfile.is_zipfile(zipped) and (folder / "saved_model.pb").is_file()
     images = deploy.model_ready_split(tiny_handle, "test", 2)[0]
     a = deploy.load_predictor(folder, "savedmodel")(images)
     b = deploy.load_predictor(zipped, "savedmodel")(images)
@@ -109,12 +109,8 @@ def test_malicious_keras_file_is_refused(tmp_path):
 # --------------------------------------------------------------------------- bundle
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    from unet_demo.training.runner import run_training
-
-    run_dir = tmp_path_factory.mktemp("run") / "original"
-    run_training(tiny_spec(epochs=1, images=8), run_dir)
-    return run_dir
+def tiny_run():
+    return shared_tiny_run()
 
 
 def test_bundle_reproduces_a_tiny_run_exactly(tiny_run, tmp_path):

@@ -74,6 +74,9 @@ class Comparison:
         dataset: the dataset whose test split was used.
         test_images: how many test images were scored.
         keras_test_dice: Keras' mean test Dice (the reference).
+        keras_batch_difference: max |p_keras(batch of 1) - p_keras(batch of 8)| on the test
+            images: how far Keras' own float32 outputs move when only the batch size changes
+            (the floor below which no export can be expected to agree).
         reports: one `FormatReport` per format, in `deploy.FORMAT_NAMES` order.
         files: format -> path of the exported file (in the caller's folder).
         cpu: the processor the latencies were measured on.
@@ -84,6 +87,7 @@ class Comparison:
     dataset: str
     test_images: int
     keras_test_dice: float
+    keras_batch_difference: float
     reports: list[FormatReport]
     files: dict[str, Path]
     cpu: str
@@ -92,6 +96,7 @@ class Comparison:
         """Plain dict without the file paths (JSON-ready)."""
         return {"model_id": self.model_id, "title": self.title, "dataset": self.dataset,
                 "test_images": self.test_images, "keras_test_dice": self.keras_test_dice,
+                "keras_batch_difference": self.keras_batch_difference,
                 "cpu": self.cpu, "reports": [r.to_dict() for r in self.reports]}
 
 
@@ -169,7 +174,9 @@ def compare_formats(
         tempfile.mkdtemp(prefix="unet_demo_exports_"))
     folder.mkdir(parents=True, exist_ok=True)
     images, masks, ids = deploy.model_ready_split(handle, "test", test_limit)
-    reference = handle.predict(images)
+    reference = handle.predict(images, batch_size=8)
+    one_by_one = handle.predict(images, batch_size=1)
+    batch_difference = deploy.max_abs_difference(one_by_one, reference)
     keras_dice = split_dice(reference, masks, handle.num_classes, ids)
     calibration = (deploy.calibration_images(handle, calibration_limit)
                    if "tflite-int8" in names and "tflite-int8" not in (exported or {}) else None)
@@ -197,7 +204,8 @@ def compare_formats(
             max_abs_difference=difference, test_dice=dice, dice_change=change,
             passed=spec.passes(difference, change), tolerance=spec.tolerance_text()))
     return Comparison(model_id=handle.model_id, title=handle.title, dataset=handle.dataset,
-                      test_images=len(images), keras_test_dice=keras_dice, reports=reports,
+                      test_images=len(images), keras_test_dice=keras_dice,
+                      keras_batch_difference=batch_difference, reports=reports,
                       files=files, cpu=cpu_name())
 
 
