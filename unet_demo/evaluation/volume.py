@@ -28,8 +28,8 @@ from unet_demo.inference.volume3d import segment_volume_3d, sliding_window_proba
 
 
 def evaluate_volume_split(predict_fn: Callable[[np.ndarray], np.ndarray], name: str,
-                          split: str, patch: Sequence[int], *, threshold: float = 0.5
-                          ) -> dict[str, float]:
+                          split: str, patch: Sequence[int], *, threshold: float = 0.5,
+                          batch_size: int = 32) -> dict[str, float]:
     """Dice, IoU, precision, recall, accuracy, HD95 and ASD (mm) of one split box, in 3D.
 
     Args:
@@ -38,13 +38,14 @@ def evaluate_volume_split(predict_fn: Callable[[np.ndarray], np.ndarray], name: 
         split: "train", "val" or "test".
         patch: the model's cube (d, h, w).
         threshold: sigmoid cut.
+        batch_size: cubes per model call.
 
     Returns:
         scores, with ``hd95_mm``/``asd_mm`` in mm and ``voxels``/``spacing_mm`` for the record.
     """
     volume = load_volume(name)
     image, mask = volume.region(split)
-    probs = sliding_window_probabilities(predict_fn, image, patch)
+    probs = sliding_window_probabilities(predict_fn, image, patch, batch_size=batch_size)
     labels = labels_from_probabilities(probs, probs.shape[-1], threshold)
     scores = binary_scores(mask > 0, labels > 0, spacing=volume.spacing)
     result = {key: float(value) for key, value in scores.items() if key not in ("hd95", "asd")}
