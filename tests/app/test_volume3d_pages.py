@@ -85,3 +85,36 @@ def test_segment_page_3d_path_segments_a_nifti_volume_and_compares_with_2d(
     assert at.slider(key="segment3d.slice").max == 24
     assert sum(len(image.proto.imgs) for image in at.get("image")) == 2
     assert "3D mask (NIfTI)" in [button.label for button in at.get("download_button")]
+
+
+@pytest.mark.slow
+def test_a_3d_run_started_on_the_train_page_draws_live_curves(tmp_path, monkeypatch):
+    import time
+
+    from unet_demo.ui.state import DATASET_KEY
+
+    monkeypatch.setenv("UNET_DEMO_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("UNET_DEMO_XLA", "0")  # compiling a 3D step costs more than one epoch
+    at = AppTest.from_file(TRAIN, default_timeout=60)
+    at.session_state[DATASET_KEY] = "synthetic_lesions"
+    at.run()
+    at.selectbox(key="train.dataset").set_value("brain_volume").run()
+    at.number_input(key="train.max_train_images").set_value(8)
+    at.number_input(key="train.epochs").set_value(1)
+    at.number_input(key="train.batch_size").set_value(4)
+    at.button(key="train.start").click().run()
+    assert not at.exception, at.exception
+    run_id = at.session_state["train.run_id"]
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        time.sleep(2.0)
+        at.run()
+        assert not at.exception, at.exception
+        if any("Finished after" in str(s.value) for s in at.success):
+            break
+    else:
+        pytest.fail("the 3D run did not finish in time")
+    curves = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+    assert [trace["x"] for trace in curves[:2]] == [[1], [1]]
+    metrics = json.loads((tmp_path / "runs" / run_id / "metrics.json").read_text())
+    assert metrics["test_images"] == 1 and metrics["test"]["hd95_mm"] > 0
