@@ -3,7 +3,7 @@
 import streamlit as st
 
 from unet_demo.ui.common import page_setup
-from unet_demo.ui.evaluate_ui import evaluate_page
+from unet_demo.ui.comparison_ui import evaluate_views
 
 page_setup("Evaluate a model", "📏")
 st.markdown(
@@ -12,4 +12,4 @@ st.markdown(
     "perfect; empty when exactly one of mask and prediction is empty, and such images are "
     "left out of its mean). The error map colours what the model found, added and missed."
 )
-evaluate_page()
+evaluate_views()

@@ -151,3 +151,22 @@ def test_cross_validation_view_shows_the_fold_table_and_the_ensemble_gain(app):
     assert app.radio(key="evaluate.mode").value == "One model or ensemble"
     assert len(app.multiselect(key="evaluate.ensemble_members").value) == 3
     assert any(m.label == "ensemble test Dice (threshold 0.5)" for m in app.metric)
+
+
+def test_segment_page_segments_with_an_ensemble(monkeypatch, runs_dir):
+    monkeypatch.setenv(BUNDLED_DIR_ENV, str(shared_tiny_models_dir()))
+    monkeypatch.setenv("UNET_DEMO_RUNS_DIR", str(runs_dir))
+    at = _run(AppTest.from_file(str(Path(PAGE).parent / "6_Segment.py"), default_timeout=240))
+    at.toggle(key="segment.ensemble_on").set_value(True)
+    _run(at)
+    options = at.multiselect(key="segment.ensemble_members").options
+    at.multiselect(key="segment.ensemble_members").set_value(
+        [o for o in options if o.startswith(("Run: fold 1", "Run: fold 2"))])
+    _run(at)
+    assert any(c.value.startswith("Ensemble of 2 models: each pixel gets the mean")
+               for c in at.caption)
+    sample = at.selectbox(key="segment.sample")
+    sample.select(sample.options[1])
+    _run(at)
+    assert any(m.label == "area of lesion" for m in at.metric)
+    assert len(dict(at.session_state["segment.results"])) == 1

@@ -351,6 +351,8 @@ def run_folds(args: argparse.Namespace, spec) -> int:
             else:
                 with contextlib.redirect_stdout(sys.stderr):
                     code = run_queued(fold_args, fold_spec)
+                # The next fold may queue once this one's worker has left (one run per person).
+                job_manager(args).wait(fold_args.run_id, timeout=300)
             fold_dirs.append(existing)
         if code != 0:
             print(f"fold {fold + 1} did not finish (exit code {code}); run the same command "

@@ -1,5 +1,6 @@
-"""Evaluate page parts: ROC / precision-recall curves, A/B comparison of two models and the
-cross-validation view (fold table, mean +- sd, the ensemble's gain over the best fold).
+"""Evaluate page views: one model or ensemble (`evaluate_ui.evaluate_page`), A/B comparison
+of two models, and the cross-validation view (fold table, mean +- sd, the ensemble's gain over
+the best fold).
 
 The numbers come from `unet_demo.evaluation.curves` and `unet_demo.evaluation.crossval`, the
 figures from `unet_demo.plots.evaluation`; predictions reuse the Evaluate page's cache.
@@ -14,44 +15,34 @@ from typing import Any
 import streamlit as st
 
 from unet_demo.errors import UNetDemoError
-from unet_demo.ui.kept import keep, kept_index
+from unet_demo.ui.kept import keep, kept, kept_index
 
 PREFIX = "evaluate."
 PLOTLY_CONFIG = {"displayModeBar": "hover", "displaylogo": False}
 
 
-# --------------------------------------------------------------------------- ROC / PR
+# --------------------------------------------------------------------------- views
 
-def roc_pr_tab(data: dict[str, Any], split: str) -> None:
-    """ROC and precision-recall curves of a binary model's pixels, with AUC and AP."""
-    from unet_demo.evaluation.curves import roc_pr_curves
-    from unet_demo.plots.evaluation import precision_recall_figure, roc_figure
+MODES = ("One model or ensemble", "Compare two (A/B)", "Cross-validation")
+MODE_KEY = PREFIX + "mode"
 
-    if data["probabilities"].shape[-1] != 1:
-        st.info("ROC and precision-recall curves are for binary models (one foreground class).")
-        return
-    try:
-        curves = roc_pr_curves(data["probabilities"], data["masks"])
-    except UNetDemoError as error:
-        st.info(str(error))
-        return
-    left, right = st.columns(2)
-    with left:
-        st.plotly_chart(roc_figure(curves), width="stretch", config=PLOTLY_CONFIG,
-                        key=PREFIX + "roc_chart")
-    with right:
-        st.plotly_chart(precision_recall_figure(curves), width="stretch",
-                        config=PLOTLY_CONFIG, key=PREFIX + "pr_chart")
-    cols = st.columns(3)
-    cols[0].metric(f"ROC AUC ({split})", f"{curves.roc_auc:.3f}")
-    cols[1].metric(f"average precision ({split})", f"{curves.average_precision:.3f}")
-    cols[2].metric("foreground pixels", f"{100 * curves.prevalence:.2f} %")
-    st.caption(
-        f"Each of the {curves.positives + curves.negatives:,} pixels is one yes/no decision. "
-        "ROC AUC is the chance that a random foreground pixel gets a higher probability than a "
-        "random background pixel; with few foreground pixels it looks good even when many "
-        "found pixels are wrong. The precision-recall curve shows that cost: its baseline is "
-        "the foreground share, not 0.5.")
+
+def evaluate_views() -> None:
+    """The Evaluate page: a switch between one model (or ensemble), A/B and cross-validation."""
+    from unet_demo.ui.evaluate_ui import evaluate_page
+
+    if MODE_KEY not in st.session_state:
+        st.session_state[MODE_KEY] = kept(MODE_KEY, MODES[0])
+    mode = keep(MODE_KEY, st.radio(
+        "View", MODES, horizontal=True, key=MODE_KEY,
+        help="One model (or the average of several), two models side by side image by "
+             "image, or the folds of a cross-validation."))
+    if mode == MODES[1]:
+        ab_section()
+    elif mode == MODES[2]:
+        crossval_section()
+    else:
+        evaluate_page()
 
 
 # --------------------------------------------------------------------------- A/B
@@ -136,7 +127,7 @@ def _open_folds_as_ensemble(summary: dict[str, Any]) -> None:
     st.session_state[EXTRA_SPECS_KEY] = extra
     st.session_state[PREFIX + "ensemble_members.kept"] = list(labels.values())
     st.session_state[PREFIX + "ensemble_on.kept"] = True
-    st.session_state[PREFIX + "mode"] = "One model or ensemble"
+    st.session_state[MODE_KEY] = MODES[0]
 
 
 def crossval_section() -> None:

@@ -64,18 +64,18 @@ def pick_ensemble(prefix: str, prefer: str = "runs") -> str | None:
     return ensemble_spec([options[label] for label in chosen])
 
 
-def pick_model_or_ensemble(prefix: str, prefer: str = "runs") -> str | None:
-    """A toggle between one model (`pick_model`) and an ensemble (`pick_ensemble`).
+def pick_model_or_ensemble(prefix: str, pick_model, prefer: str = "runs") -> str | None:
+    """A toggle between one model (``pick_model``) and an ensemble (`pick_ensemble`).
 
     Args:
         prefix: page prefix of the widget keys; one model keeps the key ``<prefix>.model``.
+        pick_model: the one-model picker, ``pick_model(key, prefer=...) -> spec`` (the
+            Evaluate page's).
         prefer: which models come first.
 
     Returns:
         A spec for `unet_demo.evaluation.ensemble.open_any`, or None when nothing is picked.
     """
-    from unet_demo.ui.evaluate_ui import pick_model
-
     key = f"{prefix}.ensemble_on"
     on = keep(key, st.toggle(
         "Ensemble of several models", kept(key, False), key=key,

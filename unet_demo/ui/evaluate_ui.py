@@ -169,31 +169,14 @@ def _remember_dataset(spec: str) -> None:
 
 # --------------------------------------------------------------------------- page
 
-MODES = ("One model or ensemble", "Compare two (A/B)", "Cross-validation")
-MODE_KEY = STATE_PREFIX + "mode"
-
-
 def evaluate_page() -> None:
-    """Draw the whole Evaluate page (called by pages/5_Evaluate.py)."""
+    """Draw the one-model (or ensemble) view of the Evaluate page (see `comparison_ui`)."""
     from unet_demo.data.sources import dataset_info as get_dataset_info
     from unet_demo.evaluation.ensemble import open_any
     from unet_demo.inference.registry import compatible_datasets
-    from unet_demo.ui import comparison_ui
     from unet_demo.ui.ensemble_ui import pick_model_or_ensemble
 
-    if MODE_KEY not in st.session_state:
-        st.session_state[MODE_KEY] = kept(MODE_KEY, MODES[0])
-    mode = keep(MODE_KEY, st.radio(
-        "View", MODES, horizontal=True, key=MODE_KEY,
-        help="One model (or the average of several), two models side by side image by "
-             "image, or the folds of a cross-validation."))
-    if mode == MODES[1]:
-        comparison_ui.ab_section()
-        return
-    if mode == MODES[2]:
-        comparison_ui.crossval_section()
-        return
-    spec = pick_model_or_ensemble("evaluate")
+    spec = pick_model_or_ensemble("evaluate", pick_model)
     if spec is None:
         return
     try:
@@ -358,9 +341,39 @@ def _render_results(data: dict[str, Any], handle, info, split: str = "test") -> 
                                 theme=None, config=PLOTLY_CONFIG)
             st.caption(UNCERTAINTY_CAPTION)
     with tabs[5]:
-        from unet_demo.ui.comparison_ui import roc_pr_tab
-
         roc_pr_tab(data, split)
+
+
+def roc_pr_tab(data: dict[str, Any], split: str) -> None:
+    """ROC and precision-recall curves of a binary model's pixels, with AUC and AP."""
+    from unet_demo.evaluation.curves import roc_pr_curves
+    from unet_demo.plots.evaluation import precision_recall_figure, roc_figure
+
+    if data["probabilities"].shape[-1] != 1:
+        st.info("ROC and precision-recall curves are for binary models (one foreground class).")
+        return
+    try:
+        curves = roc_pr_curves(data["probabilities"], data["masks"])
+    except UNetDemoError as error:
+        st.info(str(error))
+        return
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(roc_figure(curves), width="stretch", config=PLOTLY_CONFIG,
+                        key=STATE_PREFIX + "roc_chart")
+    with right:
+        st.plotly_chart(precision_recall_figure(curves), width="stretch",
+                        config=PLOTLY_CONFIG, key=STATE_PREFIX + "pr_chart")
+    cols = st.columns(3)
+    cols[0].metric(f"ROC AUC ({split})", f"{curves.roc_auc:.3f}")
+    cols[1].metric(f"average precision ({split})", f"{curves.average_precision:.3f}")
+    cols[2].metric("foreground pixels", f"{100 * curves.prevalence:.2f} %")
+    st.caption(
+        f"Each of the {curves.positives + curves.negatives:,} pixels is one yes/no decision. "
+        "ROC AUC is the chance that a random foreground pixel gets a higher probability than a "
+        "random background pixel; with few foreground pixels it looks good even when many "
+        "found pixels are wrong. The precision-recall curve shows that cost: its baseline is "
+        "the foreground share, not 0.5.")
 
 
 def _metric_row(mean: dict[str, float], before: dict[str, float] | None,

@@ -241,9 +241,9 @@ def segment_page() -> None:
         return
     from unet_demo.evaluation.ensemble import open_any
     from unet_demo.ui.ensemble_ui import pick_model_or_ensemble
-    from unet_demo.ui.evaluate_ui import postprocess_controls
+    from unet_demo.ui.evaluate_ui import pick_model, postprocess_controls
 
-    spec = pick_model_or_ensemble("segment", prefer="bundled")
+    spec = pick_model_or_ensemble("segment", pick_model, prefer="bundled")
     if spec is None:
         return
     try:
@@ -253,6 +253,8 @@ def segment_page() -> None:
         st.error(str(error))
         return
     names = class_names_of(handle)
+    if handle.model_id.startswith("ensemble:"):
+        st.caption(f"{handle.title}: each pixel gets the mean of their probabilities.")
     st.caption(f"Model input {handle.input_shape[0]}x{handle.input_shape[1]}x"
                f"{handle.input_shape[2]}, output "
                f"{model_wording(handle.num_classes, names if handle.num_classes > 1 else ())}. "
