@@ -52,7 +52,13 @@ from unet_demo.inference.labels import foreground_probability, labels_from_proba
 from unet_demo.training import events as ev
 from unet_demo.training import housekeeping, rundir
 from unet_demo.training.spec import RunSpec
-from unet_demo.training.speed import SpeedChoice, choose_speed, dtype_policy
+from unet_demo.training.speed import (  # noqa: F401  (cpu_description: re-exported)
+    CPU_FEATURES,
+    SpeedChoice,
+    choose_speed,
+    cpu_description,
+    dtype_policy,
+)
 
 SNAPSHOT_IMAGES = 4
 PLATEAU_FACTOR = 0.5
@@ -248,35 +254,6 @@ def package_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
-
-
-CPU_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-"""CPU flags that change which oneDNN kernels run (and so the last bits of a float result)."""
-
-
-def cpu_description() -> dict[str, object]:
-    """The CPU a run trained on: model name and the vector features that decide its kernels.
-
-    Two runs of one spec repeat exactly on the same kind of CPU; on another (e.g. AMD EPYC
-    with AVX2 against Intel Xeon with AVX-512) they agree only up to float round-off.
-
-    Example:
-        >>> sorted(cpu_description())
-        ['cpu_features', 'cpu_model']
-    """
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model == (platform.processor()
-                                                          or platform.machine()):
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-                break
-    except OSError:
-        pass
-    return {"cpu_model": model, "cpu_features": [f for f in CPU_FEATURES if f in flags]}
 
 
 # --------------------------------------------------------------------------- the run

@@ -107,6 +107,35 @@ def cpu_flags(cpuinfo: str | None = None) -> set[str]:
     return set()
 
 
+CPU_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+"""CPU flags that change which oneDNN kernels run (and so the last bits of a float result)."""
+
+
+def cpu_description() -> dict[str, object]:
+    """The CPU a run trained on: model name and the vector features that decide its kernels.
+
+    Two runs of one spec repeat exactly on the same kind of CPU; on another (e.g. AMD EPYC
+    with AVX2 against Intel Xeon with AVX-512) they agree only up to float round-off.
+
+    Example:
+        >>> sorted(cpu_description())
+        ['cpu_features', 'cpu_model']
+    """
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == (platform.processor()
+                                                          or platform.machine()):
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    return {"cpu_model": model, "cpu_features": [f for f in CPU_FEATURES if f in flags]}
+
+
 def native_bfloat16(flags: set[str]) -> bool:
     """True when the CPU flags promise native bfloat16 arithmetic (AVX512_BF16 or AMX-BF16).
 
@@ -157,8 +186,6 @@ def machine_key(cpu_model: str | None = None, cores: int | None = None) -> str:
     import tensorflow as tf
 
     if cpu_model is None:
-        from unet_demo.training.runner import cpu_description
-
         cpu_model = str(cpu_description()["cpu_model"])
     cores = os.cpu_count() if cores is None else cores
     return (f"{cpu_model} | {cores} cores | tensorflow {tf.__version__} | "
