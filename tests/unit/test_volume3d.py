@@ -128,7 +128,7 @@ def _tiny_spec(**train) -> RunSpec:
                           **train))
 
 
-def test_a_tiny_3d_run_trains_and_is_scored_in_3d(tmp_path, monkeypatch):
+def test_a_tiny_3d_run_trains_and_is_scored_in_3d(tmp_path, monkeypatch, capsys):
     from unet_demo.training.events import read_events
     from unet_demo.training.runner import run_training
 
@@ -153,6 +153,12 @@ def test_a_tiny_3d_run_trains_and_is_scored_in_3d(tmp_path, monkeypatch):
     assert found[f"run: {run_dir.name}"] == run_dir
     model = open_volume_model(run_dir)
     assert model.patch == (16, 16, 16) and model.spacing == (2.0, 2.0, 2.0)
+    from unet_demo.cli import main
+
+    capsys.readouterr()
+    assert main(["evaluate", "--run", str(run_dir), "--split", "val"]) == 0
+    printed = capsys.readouterr().out
+    assert "brain_volume/val in 3D" in printed and "hd95_mm" in printed
 
 
 @pytest.mark.parametrize(("dataset", "variant"), [("brain_volume", "classic"),

@@ -76,6 +76,17 @@ def evaluate_args(args: argparse.Namespace) -> dict[str, Any]:
 
         spec = load_spec(args.run)
         model = load_model(args.run)
+        if spec.model.variant == "unet3d":  # the split's whole box, scored once in 3D
+            from unet_demo.evaluation.volume import evaluate_volume_split
+
+            cfg = spec.model
+            scores = evaluate_volume_split(
+                lambda cubes: np.asarray(model(cubes, training=False)), spec.data.dataset,
+                args.split, (cfg.input_depth, cfg.input_height, cfg.input_width),
+                threshold=args.threshold)
+            row = {"id": f"{args.split} box (3D)", **scores}
+            return {"source": f"run {args.run} on {spec.data.dataset}/{args.split} in 3D, "
+                              f"HD95/ASD in mm", "rows": [row], "mean": scores}
         images, masks, ids = prepare_split(spec, args.split)
         result = evaluate_model_on_arrays(
             lambda batch: np.asarray(model(batch, training=False)), images, masks,
@@ -114,5 +125,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(outcome["source"])
         keys = ("dice", "iou", "precision", "recall") + (() if args.no_distances else ("hd95",))
+        if "hd95_mm" in outcome["mean"]:  # a 3D run: one box, distances in mm
+            print("  ".join(f"{key} {outcome['mean'][key]:.3f}" for key in
+                            ("dice", "iou", "precision", "recall", "hd95_mm", "asd_mm")))
+            return 0
         print(format_metrics_text(outcome["rows"], keys))
     return 0
