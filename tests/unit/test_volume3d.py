@@ -197,3 +197,13 @@ def test_3d_and_slice_by_slice_2d_are_timed_and_scored_on_the_same_volume(tmp_pa
     assert 0.0 <= result.agreement_dice <= 1.0
     assert result.dice_2d > 0.8  # the trained 2D model finds the brain in these slices
     assert result.hd95_2d_mm >= 0.0 and result.dice_3d is not None
+
+
+def test_volume_splits_come_through_the_one_data_door():
+    from unet_demo.data.sources import declared_label_count, is_binary, prepare_split
+
+    images, masks, ids = prepare_split(DataConfig(dataset="brain_volume", image_size=32), "val")
+    assert images.shape[1:] == (32, 32, 32, 1) and len(ids) == len(masks)
+    assert is_binary("brain_volume") and declared_label_count("brain_volume") == 2
+    with pytest.raises(UNetDemoError, match="minmax"):
+        prepare_split(DataConfig(dataset="brain_volume", normalization="zscore"), "val")

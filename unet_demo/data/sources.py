@@ -136,6 +136,11 @@ def prepare_split(
         3
     """
     if is_volume_dataset(data.dataset):  # cubic patches, already in [0, 1]
+        if data.normalization != "minmax":
+            raise UNetDemoError(
+                f"Volume datasets are stored scaled to [0, 1] (minmax over the whole volume); "
+                f"normalization={data.normalization!r} is not available for "
+                f"{data.dataset!r}. Use normalization='minmax'.")
         return prepare_volume_split(data.dataset, split, data.image_size,
                                     max_images=data.max_train_images, seed=seed)
     images, masks, ids = _split_subset(data, split, seed)

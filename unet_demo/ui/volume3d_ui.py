@@ -53,6 +53,11 @@ def sample_volume_bytes() -> bytes:
     return gzip.compress(image.to_bytes(), mtime=0)
 
 
+@st.cache_data(max_entries=1, show_spinner=False)
+def _cached_sample() -> bytes:
+    return sample_volume_bytes()
+
+
 def volume_3d_page() -> None:
     """Draw the 3D path of the Segment page."""
     from unet_demo.inference.volume3d import list_volume_models
@@ -81,7 +86,7 @@ def volume_3d_page() -> None:
     if upload is not None:
         data, name, reference = upload.getvalue(), upload.name, False
     elif st.checkbox(f"...or use {SAMPLE_LABEL}", value=True, key=PREFIX + "sample"):
-        data, name, reference = sample_volume_bytes(), SAMPLE_NAME, True
+        data, name, reference = _cached_sample(), SAMPLE_NAME, True
     else:
         st.info("Upload a NIfTI volume to segment it in 3D.")
         return
