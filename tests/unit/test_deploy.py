@@ -90,6 +90,13 @@ def test_bad_inputs_are_clear(tmp_path):
     blocked.write_text("x")
     with pytest.raises(UNetDemoError, match="Cannot write the export"):
         deploy.check_writable(blocked / "inside" / "m.onnx")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(UNetDemoError, match="already exists and is not an empty folder"):
+        deploy.write_export(None, "savedmodel", tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    with pytest.raises(UNetDemoError, match="is a folder; give a file name"):
+        deploy.write_export(None, "onnx", tmp_path / "mine")
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not onnx")
     with pytest.raises(UNetDemoError, match="not a valid ONNX model"):
