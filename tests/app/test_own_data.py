@@ -107,3 +107,37 @@ def test_a_model_is_evaluated_on_the_upload_test_split(upload, monkeypatch):
     test_ids = load_split(upload, "test").ids
     assert list(table["id"].iloc[:-1]) == test_ids and table["id"].iloc[-1] == "mean"
     assert any(m.label == "mean test Dice" for m in at.metric)
+
+
+def _form_state(at) -> dict:
+    """The Train form's and the Data page's session keys as a plain dict."""
+    state = {}
+    for key in at._session_state.filtered_state:  # noqa: SLF001  (AppTest has no key list)
+        if key.startswith(("train.", "data.", "build.", "augment.", "state.")):
+            try:
+                state[key] = at.session_state[key]
+            except KeyError:
+                pass
+    return state
+
+
+def test_the_train_page_trains_with_the_data_page_input(monkeypatch, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from unet_demo.ui.data_ui import TRAINING_INPUT_KEY
+    from unet_demo.ui.state import DATASET_KEY
+    from unet_demo.ui.train_ui import spec_from_state
+
+    monkeypatch.setenv("UNET_DEMO_RUNS_DIR", str(tmp_path / "runs"))
+    at = AppTest.from_file(str(PAGES / "4_Train.py"), default_timeout=120)
+    at.session_state[DATASET_KEY] = "synthetic_lesions"
+    at.session_state[TRAINING_INPUT_KEY] = {"dataset": "synthetic_lesions", "image_size": 96,
+                                            "normalization": "clahe"}
+    _run(at)
+    box = at.checkbox(key="train.use_data_input")
+    assert box.value and "96 px, intensity clahe" in box.label
+    spec = spec_from_state(_form_state(at))
+    assert (spec.data.image_size, spec.data.normalization) == (96, "clahe")
+    box.uncheck()
+    _run(at)
+    assert spec_from_state(_form_state(at)).data.image_size != 96

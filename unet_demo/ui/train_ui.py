@@ -202,6 +202,7 @@ def settings_ui(disabled: bool):
                         key=PREFIX + "max_train_images", disabled=disabled,
                         persist_state="session",
                         help="Fewer images make each epoch faster (and the model worse).")
+        data_input_ui(disabled)
         _upload_ui(disabled)
     dataset, preset_name = state[PREFIX + "dataset"], state[PREFIX + "preset"]
     try:
@@ -304,6 +305,42 @@ def settings_ui(disabled: bool):
     return spec, label.strip()
 
 
+def data_page_input(state) -> dict | None:
+    """The input size and intensity chosen on the Data page for the Train form's dataset.
+
+    Args:
+        state: ``st.session_state`` (or a dict with the same keys).
+
+    Returns:
+        ``{"dataset", "image_size", "normalization"}`` when the Data page's "Use for training"
+        was pressed for this dataset, else None.
+
+    Example:
+        >>> data_page_input({"train.dataset": "nuclei", "data.training_input": {
+        ...     "dataset": "nuclei", "image_size": 96, "normalization": "clahe"}})["image_size"]
+        96
+    """
+    from unet_demo.ui.data_ui import TRAINING_INPUT_KEY
+
+    chosen = state.get(TRAINING_INPUT_KEY)
+    if isinstance(chosen, dict) and chosen.get("dataset") == state.get(PREFIX + "dataset"):
+        return chosen
+    return None
+
+
+def data_input_ui(disabled: bool) -> None:
+    """A checkbox to train at the Data page's chosen input size and intensity (when chosen)."""
+    chosen = data_page_input(st.session_state)
+    if not chosen:
+        return
+    st.checkbox(f"Use the Data page's input: {chosen['image_size']} px, intensity "
+                f"{chosen['normalization']}", value=True, key=PREFIX + "use_data_input",
+                disabled=disabled,
+                help="Chosen with 'Use for training' on the Data page; prediction repeats the "
+                     "same input step, because the model records it. Untick to train at the "
+                     "preset's size and intensity.")
+
+
 def transfer_ui(disabled: bool, model) -> None:
     """Transfer learning: which shipped encoder starts the model, and the guide's schedule.
 
@@ -385,6 +422,10 @@ def spec_from_state(state) -> Any:
         init_encoder=str(state.get(PREFIX + "init_encoder") or ""),
         frozen_epochs=int(state.get(PREFIX + "frozen_epochs") or 0))
     data = preset.data.replace(max_train_images=int(state[PREFIX + "max_train_images"]))
+    chosen_input = data_page_input(state)
+    if chosen_input and state.get(PREFIX + "use_data_input", True):
+        data = data.replace(image_size=int(chosen_input["image_size"]),
+                            normalization=str(chosen_input["normalization"]))
     from unet_demo.training.classroom import apply_class_settings
 
     return apply_class_settings(preset.replace(data=data, model=_chosen_model(state, preset),
