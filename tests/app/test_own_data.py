@@ -3,6 +3,7 @@ Augment and evaluated on Evaluate (its test split) like a bundled one."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import zipfile
 from pathlib import Path
@@ -114,10 +115,8 @@ def _form_state(at) -> dict:
     state = {}
     for key in at._session_state.filtered_state:  # noqa: SLF001  (AppTest has no key list)
         if key.startswith(("train.", "data.", "build.", "augment.", "state.")):
-            try:
+            with contextlib.suppress(KeyError):
                 state[key] = at.session_state[key]
-            except KeyError:
-                pass
     return state
 
 
