@@ -61,6 +61,8 @@ def spec_for(arm: str, count: int, seed: int, steps: int) -> RunSpec:
     if arm == "transfer":
         train = train.replace(init_encoder=ENCODER, frozen_epochs=epochs // 2,
                               unfreeze_lr_factor=0.1)
+    elif arm == "encoder_only":  # the shipped encoder, every layer learning from epoch 1
+        train = train.replace(init_encoder=ENCODER)
     return RunSpec(data=DataConfig(dataset="brain_skullstrip", image_size=64,
                                    max_train_images=count),
                    model=UNetConfig(variant="classic", depth=3, base_filters=16,
@@ -86,10 +88,14 @@ def one_run(spec: RunSpec, folder: Path) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    """Markdown table: mean (min-max) test Dice per size and arm."""
+    """Markdown table: mean (min-max) test Dice per size and arm, and paired wins per seed.
+
+    Rows of the "encoder_only" arm (shipped encoder, no freezing) are left out; `extra_arm`
+    summarises them.
+    """
     sizes = sorted({r["images"] for r in rows}, key=lambda n: n or 10**6)
-    lines = ["| training images | epochs | runs | scratch test Dice | transfer test Dice | "
-             "transfer - scratch |", "|---|---|---|---|---|---|"]
+    lines = ["| training images | epochs | seeds | scratch test Dice | transfer test Dice | "
+             "transfer - scratch | transfer better (same seed) |", "|---|---|---|---|---|---|---|"]
     for size in sizes:
         cells, means = [], {}
         for arm in ("scratch", "transfer"):
@@ -100,8 +106,27 @@ def table(rows: list[dict]) -> str:
         runs = sum(r["images"] == size and r["arm"] == "scratch" for r in rows)
         epochs = next(r["epochs"] for r in rows if r["images"] == size)
         label = f"all ({TRAIN_IMAGES_ALL})" if size == 0 else str(size)
+        dice = {(r["arm"], r["seed"]): r["test_dice"] for r in rows if r["images"] == size}
+        pairs = [seed for arm, seed in dice if arm == "scratch" and ("transfer", seed) in dice]
+        wins = sum(dice[("transfer", seed)] > dice[("scratch", seed)] for seed in pairs)
         lines.append(f"| {label} | {epochs} | {runs} | {cells[0]} | {cells[1]} | "
-                     f"{means['transfer'] - means['scratch']:+.3f} |")
+                     f"{means['transfer'] - means['scratch']:+.3f} | {wins} of {len(pairs)} |")
+    return "\n".join(lines)
+
+
+def extra_arm(rows: list[dict], arm: str = "encoder_only") -> str:
+    """One line per size for ``arm`` against scratch and transfer on the same seeds."""
+    lines = []
+    for size in sorted({r["images"] for r in rows if r["arm"] == arm}):
+        dice = {(r["arm"], r["seed"]): r["test_dice"] for r in rows if r["images"] == size}
+        seeds = sorted(seed for a, seed in dice if a == arm)
+        values = [dice[(arm, seed)] for seed in seeds]
+        lines.append(f"{arm} at {size or 'all'} images, seeds {seeds}: mean "
+                     f"{statistics.fmean(values):.3f} ({min(values):.3f}-{max(values):.3f}); "
+                     + ", ".join(f"seed {seed}: {dice[(arm, seed)]:.3f} vs scratch "
+                                 f"{dice.get(('scratch', seed), float('nan')):.3f} / transfer "
+                                 f"{dice.get(('transfer', seed), float('nan')):.3f}"
+                                 for seed in seeds))
     return "\n".join(lines)
 
 
@@ -110,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[5, 10, 20, 0],
                         help="training images per run (0 = all)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per size (1, 2, ...)")
+    parser.add_argument("--arms", nargs="+", default=["scratch", "transfer"],
+                        choices=["scratch", "transfer", "encoder_only"])
     parser.add_argument("--first-seed", type=int, default=1, help="first seed")
     parser.add_argument("--steps", type=int, default=120, help="optimizer steps per run")
     parser.add_argument("--name", default="transfer_curve", help="results file name")
@@ -119,14 +146,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.table_from:
         rows = [row for path in args.table_from
                 for row in json.loads(path.read_text())["rows"]]
-        print(table(rows))
+        print(table([r for r in rows if r["arm"] != "encoder_only"]))
+        print(extra_arm(rows))
         return 0
     rows = []
     results = Path(__file__).resolve().parent / "results" / f"{args.name}.json"
     with tempfile.TemporaryDirectory() as work:
         for size in args.sizes:
             for seed in range(args.first_seed, args.first_seed + args.seeds):
-                for arm in ("scratch", "transfer"):
+                for arm in args.arms:
                     spec = spec_for(arm, size, seed, args.steps)
                     found = one_run(spec, Path(work) / f"{arm}-{size}-{seed}")
                     rows.append({"arm": arm, "images": size, "seed": seed, **found})

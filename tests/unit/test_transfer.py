@@ -41,7 +41,7 @@ def test_phase_plan(epochs, frozen, plan):
     assert transfer.phase_plan(TrainConfig(epochs=epochs, frozen_epochs=frozen)) == plan
 
 
-@pytest.mark.parametrize("variant", ["classic", "residual", "attention"])
+@pytest.mark.parametrize("variant", ["classic", "residual", "attention", "dense", "unetpp"])
 def test_each_phase_freezes_exactly_the_right_layers(variant):
     cfg = UNetConfig(variant=variant, input_height=16, input_width=16, depth=2, base_filters=2,
                      normalization="group")

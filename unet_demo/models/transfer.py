@@ -52,7 +52,7 @@ PHASE_TEXT = {
 ARCHITECTURE_FIELDS = ("variant", "depth", "base_filters", "filter_growth", "kernel_size",
                        "convs_per_block", "normalization", "activation", "input_channels")
 """The UNetConfig fields a shipped encoder fixes (they decide its layers and weight shapes)."""
-SCRATCH_VARIANTS = ("classic", "attention", "residual", "lightweight", "unetpp")
+SCRATCH_VARIANTS = ("classic", "attention", "residual", "dense", "lightweight", "unetpp")
 """2-D variants whose encoder is the ``enc*`` / ``bottleneck`` blocks (a shipped encoder fits)."""
 
 _LEVEL = re.compile(r"^enc(\d+)_")
