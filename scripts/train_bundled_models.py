@@ -163,7 +163,7 @@ def robust_one(name: str, work: Path, dest_root: Path) -> dict:
     if earlier:
         card["robustness_attempts"] = earlier  # every earlier try, rejected ones included
     card["robustness"] = summary
-    (dest / CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=True, default=str))
+    (dest / CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=True, default=str) + "\n")
     write_card_readme(dest, card)
     verdict = "replaced" if accepted else f"kept the old model (test Dice fell by {drop:.3f})"
     print(f"{name}: test Dice {old_test['dice']:.3f} -> {new_test['dice']:.3f}; {verdict}",
@@ -176,7 +176,7 @@ def score_external_only(name: str, dest_root: Path) -> dict:
     dest = dest_root / name
     card = read_json(dest / CARD_FILE)
     card["external_metrics"] = external_metrics(str(dest / MODEL_FILE), name)
-    (dest / CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=True, default=str))
+    (dest / CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=True, default=str) + "\n")
     write_card_readme(dest, card)
     for row in card["external_metrics"]:
         print(f"{name}: {row['set']} Dice {row['dice']:.3f}", flush=True)
@@ -208,8 +208,8 @@ def write_card_readme(dest: Path, card: dict) -> None:
         lines += ["", "## Robust retrain", "",
                   f"Retrained with intensity augmentation (gamma, contrast, bias field, noise, "
                   f"blur) and mild rotation/scale; it {outcome} ({robust['rule']}).", "",
-                  "| model | bundled test Dice | " + " | ".join(
-                      f"{r['set']} Dice" for r in before["external"]) + " |",
+                  "| " + " | ".join(["model", "bundled test Dice"] + [
+                      f"{r['set']} Dice" for r in before["external"]]) + " |",
                   "|---|---|" + "---|" * len(before["external"])]
         attempts = card.get("robustness_attempts", [])
         rows = [("bundled before", before)]
@@ -218,8 +218,8 @@ def write_card_readme(dest: Path, card: dict) -> None:
         rows.append((f"try {len(attempts) + 1} ({'accepted' if robust['accepted'] else 'rejected'})",
                      after))
         for label, side in rows:
-            lines.append(f"| {label} | {side['test_dice']:.3f} | " + " | ".join(
-                f"{r['dice']:.3f}" for r in side["external"]) + " |")
+            lines.append("| " + " | ".join([label, f"{side['test_dice']:.3f}"] + [
+                f"{r['dice']:.3f}" for r in side["external"]]) + " |")
         if attempts:
             lines += ["", "Earlier tries used other augmentation settings (card.json, "
                       "`robustness_attempts`); the rule was checked on the bundled test split "
@@ -301,7 +301,7 @@ def train_one(name: str, preset: str, work: Path, dest_root: Path) -> dict:
     dest = dest_root / name
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy2(model_path, dest / MODEL_FILE)
-    (dest / CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=True, default=str))
+    (dest / CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=True, default=str) + "\n")
     save_fingerprint(model_fingerprint(load_split(name, "train").images, "minmax"),
                      dest / FINGERPRINT_FILE)
     print(f"{name}: {size / 1e6:.2f} MB, test Dice {metrics.get('dice', float('nan')):.3f}"
