@@ -29,18 +29,24 @@ REPORT = REPO / "docs" / "performance.md"
 # does not repeat it). Figures are from single runs on the shared development machine, where
 # the same configuration measured 14.0 to 18.7 images/s within ten minutes.
 TRIED = [
-    "- **Compute efficiency (goal 45%)**: the plain 16-filter U-Net trains at 39-44% of the "
-    "numpy matmul ceiling with XLA (`jit_compile=True`, 1.6x faster than Keras' default graph on "
-    "this CPU), batch 16 and `model.fit` on a cached, prefetched `tf.data` pipeline. Tried: "
-    "batch 8/16/32 (16 is best; 32 is 17% slower), `steps_per_execution=4` (no gain), "
-    "`TF_NUM_INTRAOP_THREADS=2`/`INTEROP=1` (within noise), XLA fast-math (slower), no "
-    "normalisation layer (within noise). The classroom preset (8 base filters) sits lower "
-    "(22%) because its convolutions are too thin to keep the vector units busy; it is chosen "
-    "for time to Dice, not for FLOP/s, and reaches the chapter 8 Dice 26x sooner.",
-    "- **Peer comparison (goal 1.2x)**: the PyTorch twin (same GroupNorm U-Net, 482,449 "
-    "parameters, oneDNN CPU build, 2 threads) and ours are within about 10% of each other; which "
-    "one leads changes from run to run (1.47x for us in an earlier run, 0.90x in this one). "
-    "Both are bound by the same convolution kernels on two cores; XLA is the lever we use.",
+    "- **Compute efficiency (goal 55%)**: the plain 16-filter U-Net trains at 39-44% of the "
+    "numpy matmul ceiling with XLA, which the per-machine choice takes on this AMD EPYC (XLA "
+    "18.0 img/s against 15.5 for Keras' default graph in the same run). The step profile "
+    "(below) shows why: the deep convolutions (32-128 channels) already run at 80-130% of the "
+    "numpy matmul figure, but the three full-resolution 16-channel convolutions run at 42-59% "
+    "and the first one (1 input channel) at 4%, and everything that is not a convolution "
+    "(BatchNorm, ReLU, pooling, concatenation, loss, Adam: memory-bound element-wise work) "
+    "takes 44% of the step. Tried before: batch 8/16/32 (16 is best), "
+    "`steps_per_execution=4` (no gain), thread settings and XLA fast-math (no gain).",
+    "- **Peer comparison (goal 1.2x on AMD, 1.5x on Intel)**: each at its best setting in one "
+    "run, the PyTorch twin with `channels_last` (23.3 img/s) leads our XLA step (18.0): 0.77x. "
+    "bfloat16 is no option on this CPU for either (no AVX512_BF16/AMX: TensorFlow's bf16 matmul "
+    "runs at 64% of float32, PyTorch's at under 1%), so the automatic choice stays float32. "
+    "On the Intel Xeon with AMX the same benchmark would add the bf16 rows; it was not "
+    "available to this session.",
+    "- **Classroom preset train time (goal 12 s) and time to Dice (goal 40x)**: not re-tuned "
+    "in this round; the preset's throughput is 43.5 img/s (8 epochs x 96 images = 768 "
+    "images, about 18 s).",
     "- **App start (goal 3 s)**: the server is healthy in about 1 s and the home page script "
     "needs no TensorFlow (0.14 s of imports beyond Streamlit, 0.2 s to draw the four gallery "
     "tiles, cached afterwards). The rest is Chromium loading and starting Streamlit's front end and opening "
@@ -78,12 +84,12 @@ def figure_rows(results: dict[str, dict | None]) -> list[tuple[str, str, str, st
         rows.append((
             "Time to Dice (classroom preset vs guide chapter 8, brain_skullstrip)",
             f"{ttd['speedup_wall']:.1f}x wall ({ttd['speedup_cpu']:.1f}x CPU time) to val Dice "
-            f"{ttd['target_val_dice']:.3f}", ">= 10x", verdict(ttd["speedup_wall"] >= 10)))
+            f"{ttd['target_val_dice']:.3f}", ">= 40x", verdict(ttd["speedup_wall"] >= 40)))
     elif ttd:
-        rows.append(("Time to Dice", "classroom preset did not reach the target", ">= 10x",
+        rows.append(("Time to Dice", "classroom preset did not reach the target", ">= 40x",
                      verdict(False)))
     else:
-        rows.append(("Time to Dice", "-", ">= 10x", verdict(None)))
+        rows.append(("Time to Dice", "-", ">= 40x", verdict(None)))
     tt = results.get("train_throughput")
     if tt:
         for model in tt["models"]:
@@ -92,7 +98,7 @@ def figure_rows(results: dict[str, dict | None]) -> list[tuple[str, str, str, st
                 f"Compute efficiency: {model['model']} (batch {model['batch_size']})",
                 f"{model['images_per_s']:.1f} img/s, {model['train_gflops_per_s']:.1f} GFLOP/s = "
                 f"{100 * share:.0f}% of {tt['matmul_gflops']:.0f} GFLOP/s matmul",
-                ">= 45%", verdict(share >= 0.45)))
+                ">= 55%", verdict(share >= 0.55)))
         torch = tt.get("torch")
         settings = tt.get("settings", {})
         if settings.get("best_keras"):
@@ -146,6 +152,40 @@ def figure_rows(results: dict[str, dict | None]) -> list[tuple[str, str, str, st
     return rows
 
 
+def extra_sections() -> list[str]:
+    """Report sections from results that run_all does not re-measure (long or diagnostic)."""
+    lines: list[str] = []
+    bf16 = load("bf16_correctness")
+    if bf16:
+        lines += ["", "## bfloat16 against float32 (test Dice, same seed and XLA setting)", "",
+                  f"`benchmarks/bf16_correctness.py`, {bf16['machine']} (native bfloat16: "
+                  f"{'yes' if bf16['native_bfloat16'] else 'no, emulated'}), "
+                  f"{bf16['measured_at']}. Goal: |difference| <= {bf16['goal_abs_delta']}.", "",
+                  "| dataset | preset | float32 | bfloat16 | difference | train s f32 / bf16 |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r['dataset']} | {r['preset']} | {r['float32_dice']:.4f} | "
+                  f"{r['bfloat16_dice']:.4f} | {r['delta']:+.4f} | "
+                  f"{r['float32_seconds']:.0f} / {r['bfloat16_seconds']:.0f} |"
+                  for r in bf16["rows"]]
+    profile = load("profile_step_xla")
+    if profile:
+        lines += ["", "## Where the training step's time goes", "",
+                  f"`benchmarks/profile_step.py`, {profile['machine']}, {profile['measured_at']}:"
+                  f" plain U-Net 128 px, 16 filters, depth 3, BatchNorm, batch {profile['batch']},"
+                  f" XLA. Step {1000 * profile['step_seconds']:.0f} ms "
+                  f"({profile['images_per_s']:.1f} img/s); the convolutions timed alone "
+                  f"(forward + backward) add up to {1000 * profile['conv_seconds']:.0f} ms "
+                  f"({100 * profile['conv_seconds'] / profile['step_seconds']:.0f}%); the rest "
+                  "(BatchNorm, ReLU, pooling, concatenation, loss, Adam) "
+                  f"{1000 * profile['rest_seconds']:.0f} ms.", "",
+                  "| convolution | shape | ms | GFLOP/s | of the matmul ceiling |",
+                  "|---|---|---|---|---|"]
+        for row in sorted(profile["convs"], key=lambda r: -r["seconds"])[:8]:
+            lines.append(f"| {row['layer']} | {row['shape']} | {1000 * row['seconds']:.1f} | "
+                         f"{row['gflops_per_s']:.0f} | {100 * row['share_of_ceiling']:.0f}% |")
+    return lines
+
+
 def write_report(results: dict[str, dict | None]) -> str:
     """Render docs/performance.md from the results and return its text."""
     measured = sorted({r["measured_at"] for r in results.values() if r})
@@ -168,6 +208,7 @@ def write_report(results: dict[str, dict | None]) -> str:
             for row in ttd[recipe]["timeline"]:
                 lines.append(f"| {recipe} | {row['epoch']} | {row['wall_s']:.0f} | "
                              f"{row['cpu_s']:.0f} | {row['val_dice']:.4f} |")
+    lines += extra_sections()
     lines += ["", "## Goals not met, and what was tried", "", *TRIED, "",
               "## GPU", "",
               "Not measured: no accelerator machine was lent to this task.", ""]
