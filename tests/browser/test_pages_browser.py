@@ -14,6 +14,7 @@ PAGES = [
     ("augment", "/Augment"),
     ("build", "/Build"),
     ("learn", "/Learn"),
+    ("export", "/Export"),
 ]
 
 
@@ -23,6 +24,7 @@ READY_TEXT = {
     "data": "in train; pixels:",
     "augment": "Download augmentation.py",
     "build": "Load notebook into the builder",
+    "export": "Convert and measure every format",
 }
 
 

@@ -150,8 +150,18 @@ def results_ui(result: dict[str, Any]) -> None:
         "and int8 within 0.03 test Dice. Keras against itself: its probabilities move by up to "
         f"{comparison['keras_batch_difference']:.2g} when only the batch size changes (8 to 1), "
         "so a float32 export cannot agree more closely than that.")
-    failed = [row["format"] for row in comparison["reports"] if not row["passed"]]
-    if failed:
+    reports = comparison["reports"]
+    failed = [row["format"] for row in reports if not row["passed"]]
+    # A float32 file off by no more than Keras' own batch-size wobble, with the same test Dice.
+    wobble = [row["format"] for row in reports if not row["passed"]
+              and row["max_abs_difference"] <= 2 * comparison["keras_batch_difference"]
+              and abs(row["dice_change"]) < 1e-4]
+    if failed and set(failed) == set(wobble):
+        st.info(f"Outside the strict float32 bound of 1e-4: {', '.join(failed)}. Their test Dice "
+                "is unchanged and they differ from Keras by no more than twice Keras' own "
+                "batch-size difference, so they are usable; pick savedmodel for bit-equal "
+                "probabilities.")
+    elif failed:
         st.warning(f"Outside its tolerance: {', '.join(failed)}. Prefer another format.")
     else:
         st.success("Every format is within its tolerance of the Keras model.")
