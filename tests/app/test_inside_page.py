@@ -100,7 +100,9 @@ def test_bundled_model_every_level_ablation_loss_maps_and_a_new_image(monkeypatc
     assert any("Receptive field" in c.proto.spec for c in charts)
     captions = list(_images(at))
     assert any(c.startswith("output: theoretical 96 px") for c in captions)
-    loss_captions = [c for c in captions if "of the pull on the foreground" in c]
+    # Every caption, duplicates included (one loss can pull the same share at both stages).
+    loss_captions = [img.caption for element in at.get("image") for img in element.proto.imgs
+                     if "of the pull on the foreground" in img.caption]
     assert len(loss_captions) == 8 and any(c.startswith("Dice:") for c in loss_captions)
     assert any(c.startswith("intact model — Dice") for c in captions)
 

@@ -134,3 +134,19 @@ def test_bfloat16_run_trains_records_its_choice_and_saves_a_float32_model(
     model = keras.saving.load_model(run_a / rundir.MODEL_FILE, compile=False)
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
     assert model.output.dtype == "float32"
+
+
+def test_an_xla_run_switches_op_determinism_off_after_a_run_without_xla(tmp_path, monkeypatch):
+    import tensorflow as tf
+    from tensorflow.python.framework import config as framework_config
+
+    from unet_demo.training.runner import _Trainer
+
+    # What an earlier XLA-off run in the same process (a fold, a test) leaves behind; Keras
+    # would then compile the next run without XLA, silently, and its numbers would differ.
+    tf.config.experimental.enable_op_determinism()
+    monkeypatch.setenv("UNET_DEMO_XLA", "1")
+    trainer = _Trainer(tiny_spec(), tmp_path, None, None)
+    trainer.setup_device()
+    assert trainer.jit_compile is True
+    assert not framework_config.is_op_determinism_enabled()

@@ -214,7 +214,7 @@ def test_every_2d_variant_trains_through_the_engine(tmp_path, variant, changes):
 def test_unet3d_is_refused_with_a_clear_error(tmp_path):
     spec = spec_of(1)
     spec = spec.replace(model=spec.model.replace(variant="unet3d"))
-    with pytest.raises(UNetDemoError, match="3-D U-Net cannot be trained on 2-D slices"):
+    with pytest.raises(UNetDemoError, match="'unet3d' U-Net cannot train on 'synthetic_lesions'"):
         run_training(spec, tmp_path)
     last = ev.last_event(tmp_path)
     assert isinstance(last, ev.Failed) and "--variant" in last.message

@@ -139,7 +139,7 @@ def resolve_spec(spec: RunSpec, data: PreparedData) -> RunSpec:
             f"The {spec.model.variant!r} U-Net cannot train on {spec.data.dataset!r}: the 3-D "
             f"U-Net trains on volume datasets ({', '.join(VOLUME_DATASET_NAMES)}) and 2-D "
             "variants on image datasets. Pick 'unet3d' with a volume dataset, or a 2-D "
-            "variant (e.g. 'classic') with an image dataset."
+            "variant (on the Build page, or e.g. --variant classic) with an image dataset."
         )
     size = spec.data.image_size
     if volumetric:  # cubic patches: the patch side is the image size
@@ -373,6 +373,14 @@ class _Trainer:
             # itself deterministic (tests/unit/test_training.py checks identical histories), so
             # there the faster XLA path is kept and op determinism is left off.
             tf.config.experimental.enable_op_determinism()
+        else:
+            # Op determinism is process-wide: an earlier run in this process (a fold, a test)
+            # without XLA leaves it on, and Keras would then drop XLA silently for this run.
+            # TensorFlow's public API can only switch it on, hence the framework module.
+            from tensorflow.python.framework import config as framework_config
+
+            if framework_config.is_op_determinism_enabled():
+                framework_config.disable_op_determinism()
         if not on_cpu:
             self.notes.append("On a GPU, results can differ slightly between runs even with "
                               "one seed.")
