@@ -46,7 +46,11 @@ TRIED = [
     "available to this session.",
     "- **Classroom preset train time (goal 12 s) and time to Dice (goal 40x)**: not re-tuned "
     "in this round; the preset's throughput is 43.5 img/s (8 epochs x 96 images = 768 "
-    "images, about 18 s).",
+    "images, about 18 s). Measured as a lead, one after another under the same background "
+    "load (a test suite on the other core): the same preset at 96 px trained in 44 s against 66 "
+    "s at 128 px (0.67x; test Dice 0.9596 against 0.9618, scored at each run's own size), at 64 "
+    "px 50 s (0.9487). 96 px would bring the idle figure to about 12-14 s; the preset was not "
+    "changed because its 128 px figures are quoted across the docs and the load test.",
     "- **App start (goal 3 s)**: the server is healthy in about 1 s and the home page script "
     "needs no TensorFlow (0.14 s of imports beyond Streamlit, 0.2 s to draw the four gallery "
     "tiles, cached afterwards). The rest is Chromium loading and starting Streamlit's front end and opening "
