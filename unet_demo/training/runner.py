@@ -684,6 +684,10 @@ class _Trainer:
                 with contextlib.suppress(OSError):
                     old.unlink()
 
+    def snapshot_view(self, array: np.ndarray) -> np.ndarray:
+        """What a snapshot stores of an image-shaped array (2-D: itself; volumes: a slice)."""
+        return array
+
     def _snapshot(self, epoch: int) -> str:
         if self.data is None or self.snapshot_index is None or not len(self.snapshot_index):
             return ""
@@ -698,10 +702,11 @@ class _Trainer:
         with open(tmp, "wb") as handle:
             np.savez_compressed(
                 handle,
-                images=np.clip(images * 255.0, 0, 255).astype(np.uint8),
-                masks=self.data.val_masks[self.snapshot_index],
-                labels=labels,
-                probability=np.clip(foreground * 255.0, 0, 255).astype(np.uint8),
+                images=np.clip(self.snapshot_view(images) * 255.0, 0, 255).astype(np.uint8),
+                masks=self.snapshot_view(self.data.val_masks[self.snapshot_index]),
+                labels=self.snapshot_view(labels),
+                probability=np.clip(self.snapshot_view(foreground) * 255.0, 0,
+                                    255).astype(np.uint8),
                 ids=np.asarray([self.data.val_ids[i] for i in self.snapshot_index]),
             )
         os.replace(tmp, self.run_dir / relative)

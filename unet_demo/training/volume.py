@@ -21,14 +21,12 @@ Example:
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 
 from unet_demo.data.readers import slice_volume
 from unet_demo.errors import UNetDemoError
-from unet_demo.inference.labels import foreground_probability, labels_from_probabilities
 from unet_demo.training import rundir
 
 
@@ -78,29 +76,9 @@ class VolumeHooks:
             self.notes.append("Image augmentation is off for volumes: the training cubes "
                               "already include left-right mirrored copies.")
 
-    def _snapshot(self, epoch: int) -> str:
-        """Save the middle axial slice of a few validation cubes with the model's answer."""
-        if self.data is None or self.snapshot_index is None or not len(self.snapshot_index):
-            return ""
-        cubes = self.data.val_images[self.snapshot_index]
-        probs = np.asarray(self.model(cubes, training=False), dtype=np.float32)
-        labels = labels_from_probabilities(probs, probs.shape[-1])
-        foreground = foreground_probability(probs)
-        folder = self.run_dir / rundir.SNAPSHOT_DIR
-        folder.mkdir(parents=True, exist_ok=True)
-        relative = f"{rundir.SNAPSHOT_DIR}/epoch_{epoch:04d}.npz"
-        tmp = folder / f".tmp-{os.getpid()}-epoch_{epoch:04d}.npz"
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(
-                handle,
-                images=np.clip(middle_slices(cubes) * 255.0, 0, 255).astype(np.uint8),
-                masks=middle_slices(self.data.val_masks[self.snapshot_index]),
-                labels=middle_slices(labels),
-                probability=np.clip(middle_slices(foreground) * 255.0, 0, 255).astype(np.uint8),
-                ids=np.asarray([self.data.val_ids[i] for i in self.snapshot_index]),
-            )
-        os.replace(tmp, self.run_dir / relative)
-        return relative
+    def snapshot_view(self, array: np.ndarray) -> np.ndarray:
+        """Snapshots of cubes keep their middle axial slice (the runner saves them as 2-D)."""
+        return middle_slices(array)
 
     def score_test(self, model) -> tuple[dict[str, Any], int]:
         """Scores of the whole test box in 3D (HD95/ASD in mm) and 1 (one volume region)."""
