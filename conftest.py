@@ -7,5 +7,7 @@ and tolerances do not depend on which setting the per-machine micro-benchmark wo
 
 import os
 
+import unet_demo  # noqa: F401  (sets TensorFlow's start-up switches before a test imports it)
+
 os.environ.setdefault("UNET_DEMO_XLA", "1")
 os.environ.setdefault("UNET_DEMO_PRECISION", "float32")

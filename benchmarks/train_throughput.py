@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import unet_demo  # noqa: E402,F401  (turns TensorFlow's oneDNN kernels on before TF loads)
 from benchmarks.common import REPO, matmul_gflops, save_result  # noqa: E402
 
 TORCH_PYTHON = REPO / ".venv-bench" / "bin" / "python"
@@ -67,6 +68,19 @@ def time_keras_training(cfg, batch_size: int, steps: int, jit_compile: bool = Tr
         model.train_on_batch(images, masks)
     seconds = time.perf_counter() - start
     return {"images_per_s": steps * batch_size / seconds, "params": int(model.count_params())}
+
+
+def time_eigen_graph(batch_size: int, steps: int) -> float | None:
+    """Images/s of the plain net's default graph with oneDNN off (TensorFlow's own default on
+    CPUs without AVX-512 deep-learning features), timed in a child process."""
+    env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="0", TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, __file__, "--eigen-graph-only", "--steps", str(steps),
+                           "--batch", str(batch_size)], env=env, capture_output=True,
+                          text=True, check=False, timeout=1800)
+    if done.returncode != 0:
+        print(done.stderr[-2000:], file=sys.stderr)
+        return None
+    return float(json.loads(done.stdout.strip().splitlines()[-1])["images_per_s"])
 
 
 def tf_bfloat16_matmul_gflops(size: int = 1024, repeats: int = 3) -> float:
@@ -152,6 +166,15 @@ def compare_settings(steps: int, with_torch: bool, emulated_bf16: bool) -> dict:
         out["keras"].append({"setting": label(jit, policy), "images_per_s": speed["images_per_s"],
                              "train_gflops_per_s": 3.0 * flops * speed["images_per_s"] / 1e9})
         print(f"  ours  {label(jit, policy):34s} {speed['images_per_s']:6.1f} img/s")
+    from unet_demo.training.speed import onednn_enabled
+
+    if onednn_enabled() and os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "1":
+        eigen = time_eigen_graph(batch, steps)
+        if eigen is not None:
+            name = "default graph float32, oneDNN off (Eigen)"
+            out["keras"].append({"setting": name, "images_per_s": eigen,
+                                 "train_gflops_per_s": 3.0 * flops * eigen / 1e9})
+            print(f"  ours  {name:34s} {eigen:6.1f} img/s")
     for bf16, channels_last in TORCH_SETTINGS if with_torch else ():
         if bf16 and not (native or emulated_bf16):
             continue
@@ -183,7 +206,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--torch", action="store_true", help="also time the PyTorch twin")
     parser.add_argument("--emulated-bf16", action="store_true",
                         help="time bfloat16 even where the CPU has no native bfloat16")
+    parser.add_argument("--eigen-graph-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=16, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.eigen_graph_only:  # the child of `time_eigen_graph`
+        from unet_demo.config import UNetConfig
+
+        timing = time_keras_training(UNetConfig(), args.batch, args.steps, jit_compile=False)
+        print(json.dumps(timing))
+        return timing
 
     ceiling = matmul_gflops()
     bf16_ceiling = tf_bfloat16_matmul_gflops()
@@ -197,8 +228,15 @@ def main(argv: list[str] | None = None) -> dict:
             results["torch_matmul"] = torch_ceilings
             print(f"torch matmul: float32 {torch_ceilings['float32_gflops']:.1f}, bfloat16 "
                   f"{torch_ceilings['bfloat16_gflops']:.1f} GFLOP/s")
+    from unet_demo.training.speed import choose_speed
+    from unet_demo.training.speed import label as setting_label
+
+    chosen = choose_speed("CPU")  # what a run on this machine trains with
+    results["model_setting"] = setting_label(chosen.jit_compile, chosen.policy)
+    print(f"models below: {results['model_setting']} ({chosen.source})")
     for label_, cfg, batch in model_rows(args.presets):
-        timing = time_keras_training(cfg, batch, args.steps)
+        timing = time_keras_training(cfg, batch, args.steps, jit_compile=chosen.jit_compile,
+                                     policy=chosen.policy)
         flops = forward_flops(cfg)
         train_gflops = 3.0 * flops * timing["images_per_s"] / 1e9
         row = {

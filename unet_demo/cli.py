@@ -50,7 +50,8 @@ def quiet_tensorflow_logs(environ: MutableMapping[str, str] = os.environ) -> boo
     Sets ``TF_CPP_MIN_LOG_LEVEL`` (unless it is already set) before TensorFlow is imported, and
     filters the few lines TensorFlow's shared libraries print through absl while they load,
     which no environment variable reaches (oneDNN, "Could not find cuda drivers"). Nothing else
-    changes: ``TF_ENABLE_ONEDNN_OPTS`` and the numerics stay as they are. With
+    changes here (``TF_ENABLE_ONEDNN_OPTS`` is set, where unset, by importing ``unet_demo``:
+    `unet_demo.settings.prepare_tensorflow`). With
     ``UNET_DEMO_DEBUG=1`` (or when TensorFlow is already imported) it does nothing.
 
     Args:

@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import MutableMapping
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -79,3 +80,44 @@ def class_file() -> Path | None:
     """The teacher's class settings YAML (``UNET_DEMO_CLASS_FILE``), or None when unset."""
     value = os.environ.get("UNET_DEMO_CLASS_FILE", "").strip()
     return Path(value) if value else None
+
+
+ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
+INTEROP_THREADS_ENV = "TF_NUM_INTEROP_THREADS"
+TENSORFLOW_START_DEFAULTS = {ONEDNN_ENV: "1", INTEROP_THREADS_ENV: "1"}
+"""TensorFlow switches that only count when set before TensorFlow is imported.
+
+- ``TF_ENABLE_ONEDNN_OPTS=1``: TensorFlow turns its oneDNN kernels on by itself only on CPUs with
+  AVX-512 deep-learning features (Intel Xeon); on an AMD EPYC with AVX2 it left them off, and
+  the graph's convolutions then ran on Eigen, 1.4x slower (benchmarks/train_throughput.py).
+- ``TF_NUM_INTEROP_THREADS=1``: ops of one graph run one after another (each still uses every
+  core). With several at once, two runs of one seed drifted apart in the 6th digit of the loss
+  after a few steps, op-determinism mode or not; one at a time they repeat bit for bit. The
+  U-Net is a chain, so little runs side by side anyway.
+"""
+
+
+def prepare_tensorflow(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
+    """Put `TENSORFLOW_START_DEFAULTS` into the environment where the user has not set them.
+
+    Called when ``unet_demo`` is imported, so it counts in every process that imports the
+    package before TensorFlow (the app, the CLI, training workers); a value already set wins.
+
+    Args:
+        environ: the environment to fill (the process environment when None).
+
+    Returns:
+        The variables it set (empty when all were set already).
+
+    Example:
+        >>> env = {"TF_ENABLE_ONEDNN_OPTS": "0"}
+        >>> prepare_tensorflow(env)
+        {'TF_NUM_INTEROP_THREADS': '1'}
+        >>> env["TF_ENABLE_ONEDNN_OPTS"]
+        '0'
+    """
+    environ = os.environ if environ is None else environ
+    added = {name: value for name, value in TENSORFLOW_START_DEFAULTS.items()
+             if not environ.get(name, "").strip()}
+    environ.update(added)
+    return added

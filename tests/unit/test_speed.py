@@ -150,3 +150,77 @@ def test_an_xla_run_switches_op_determinism_off_after_a_run_without_xla(tmp_path
     trainer.setup_device()
     assert trainer.jit_compile is True
     assert not framework_config.is_op_determinism_enabled()
+
+
+# Trains in a fresh interpreter, as a queue worker does: unet_demo first, then TensorFlow.
+GRAPH_RUN = """
+import json, sys
+from unet_demo.config import DataConfig, TrainConfig, UNetConfig
+from unet_demo.training import rundir
+from unet_demo.training.runner import run_training
+from unet_demo.training.spec import RunSpec
+spec = RunSpec(
+    data=DataConfig(dataset="brain_skullstrip", image_size=64, max_train_images=16),
+    model=UNetConfig(input_height=64, input_width=64, base_filters=16, depth=3),
+    train=TrainConfig(epochs=2, batch_size=8, learning_rate=1e-3, seed=3))
+run_training(spec, sys.argv[1])
+environment = json.loads((rundir.Path(sys.argv[1]) / rundir.ENVIRONMENT_FILE).read_text())
+history = [{k: v for k, v in row.items() if k not in ("seconds", "images_per_sec")}
+           for row in rundir.load_history(sys.argv[1])]
+print(json.dumps({"history": history, "onednn": environment["onednn"],
+                  "jit_compile": environment["jit_compile"]}))
+"""
+
+
+def _train_in_fresh_process(run_dir, **environment):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTEROP_THREADS")}
+    env.update(UNET_DEMO_XLA="0", UNET_DEMO_PRECISION="float32", TF_CPP_MIN_LOG_LEVEL="3",
+               PYTHONPATH=str(Path(__file__).resolve().parents[2]), **environment)
+    done = subprocess.run([sys.executable, "-c", GRAPH_RUN, str(run_dir)], env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_onednn_graph_repeats_a_history_bit_for_bit_in_fresh_processes(tmp_path):
+    # Graph ops running side by side (TensorFlow's default inter-op pool) made two runs of one
+    # seed differ in the 6th digit of the loss after a few steps of this 16-filter BN net;
+    # importing unet_demo sets TF_NUM_INTEROP_THREADS=1 and TF_ENABLE_ONEDNN_OPTS=1 first.
+    first = _train_in_fresh_process(tmp_path / "a")
+    second = _train_in_fresh_process(tmp_path / "b")
+    assert (first["onednn"], first["jit_compile"]) == (True, False)
+    assert len(first["history"]) == 2
+    assert first["history"] == second["history"]
+
+
+def test_a_users_own_onednn_setting_is_kept(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = ("import os, unet_demo, json\n"
+             "from unet_demo.training.speed import onednn_enabled, machine_key\n"
+             "print(json.dumps([os.environ['TF_ENABLE_ONEDNN_OPTS'], "
+             "os.environ['TF_NUM_INTEROP_THREADS'], onednn_enabled(), machine_key('X', 2)]))\n")
+    seen = {}
+    for setting in ("", "0"):
+        env = {key: value for key, value in os.environ.items()
+               if key not in ("TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTEROP_THREADS")}
+        env.update(PYTHONPATH=str(Path(__file__).resolve().parents[2]), TF_CPP_MIN_LOG_LEVEL="3")
+        if setting:
+            env["TF_ENABLE_ONEDNN_OPTS"] = setting
+        done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                              text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        seen[setting] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen[""][:3] == ["1", "1", True]
+    assert seen[""][3].endswith("| oneDNN on")
+    assert seen["0"][:3] == ["0", "1", False]
+    assert seen["0"][3].endswith("| oneDNN off")

@@ -49,6 +49,7 @@ from unet_demo.data import sources
 from unet_demo.errors import UNetDemoError
 from unet_demo.inference import ood
 from unet_demo.inference.labels import foreground_probability, labels_from_probabilities
+from unet_demo.settings import INTEROP_THREADS_ENV
 from unet_demo.training import events as ev
 from unet_demo.training import housekeeping, rundir
 from unet_demo.training.spec import RunSpec
@@ -58,6 +59,7 @@ from unet_demo.training.speed import (  # noqa: F401  (cpu_description: re-expor
     choose_speed,
     cpu_description,
     dtype_policy,
+    onednn_enabled,
 )
 
 SNAPSHOT_IMAGES = 4
@@ -384,6 +386,9 @@ class _Trainer:
         if not on_cpu:
             self.notes.append("On a GPU, results can differ slightly between runs even with "
                               "one seed.")
+        elif train.deterministic and not xla and os.environ.get(INTEROP_THREADS_ENV) != "1":
+            self.notes.append(f"{INTEROP_THREADS_ENV} is not 1, so graph ops run side by side "
+                              "and the same seed repeats this history only up to round-off.")
         self.jit_compile = xla if on_cpu else self.speed.jit_compile
 
     def build(self) -> None:
@@ -448,6 +453,8 @@ class _Trainer:
             "precision": self.speed.precision,
             "dtype_policy": self.speed.policy,
             "speed_choice": self.speed.to_dict(),
+            "onednn": onednn_enabled(),
+            "interop_threads": os.environ.get(INTEROP_THREADS_ENV, ""),
             "packages": package_versions(),
             "platform": platform.platform(),
             "cpu_count": os.cpu_count(),

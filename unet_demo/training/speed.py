@@ -2,16 +2,18 @@
 
 Two switches decide how fast a Keras U-Net trains on a CPU, and the best position of each
 depends on the CPU, not on the network: whether the training step is compiled with XLA
-(``jit_compile=True``) or runs as Keras' default TensorFlow graph (oneDNN kernels), and whether
+(``jit_compile=True``) or runs as Keras' default TensorFlow graph on oneDNN kernels, and whether
 the layers compute in float32 or in ``mixed_bfloat16`` (bfloat16 compute, float32 weights).
-On an AMD EPYC with AVX2 XLA was 1.6-3x faster than the default graph; on an Intel Xeon with
-AVX-512 and AMX the default graph was 1.6x faster than XLA and bfloat16 1.3x faster again.
+On an AMD EPYC with AVX2 the oneDNN graph beat XLA (TensorFlow leaves oneDNN off on such CPUs
+by itself; `unet_demo.settings.prepare_tensorflow` turns it on); on an Intel Xeon with AVX-512
+and AMX the default graph was 1.6x faster than XLA and bfloat16 1.3x faster again.
 
 `choose_speed` settles both once per machine:
 
 1. ``UNET_DEMO_XLA=0|1`` and ``UNET_DEMO_PRECISION=float32|bfloat16|float16`` win when set.
 2. Otherwise a cached answer for this machine (CPU model, core count, TensorFlow and Keras
-   versions) is used: the file `speed_cache_path` (``UNET_DEMO_SPEED_CACHE`` moves it).
+   versions, oneDNN on or off) is used: the file `speed_cache_path` (``UNET_DEMO_SPEED_CACHE``
+   moves it).
 3. Otherwise a micro-benchmark trains a small U-Net for a few steps with every candidate
    setting (seconds; a file lock makes concurrent workers measure once) and keeps the fastest.
    bfloat16 is a candidate only where the CPU computes it natively (AVX512_BF16 or AMX-BF16
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import platform
@@ -52,9 +55,17 @@ POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixe
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 """CPU flags (``/proc/cpuinfo``) that mean the CPU computes bfloat16 natively."""
 
-BENCH_SIZE, BENCH_FILTERS, BENCH_DEPTH, BENCH_BATCH = 96, 8, 3, 8
+BENCH_SIZE, BENCH_FILTERS, BENCH_DEPTH, BENCH_BATCH = 128, 8, 3, 8  # the classroom preset's net
 BENCH_WARMUP_STEPS, BENCH_TIMED_STEPS = 2, 4
-CACHE_VERSION = 1
+BENCH_RUN_IMAGES = 768
+"""Images of the run the choice is made for: the classroom preset (8 epochs x 96 images).
+
+A setting's score is the time such a run would take: twice its warm-up (Keras traces, and XLA
+compiles, a training and a validation step) plus 768 images at its measured speed. XLA's
+compilation costs seconds that a short run never earns back where the steady speeds are close
+(AMD EPYC: warm-up 11 s with XLA against 7 s for the graph, steady speeds within 10%).
+"""
+CACHE_VERSION = 2  # 2: keyed by oneDNN on/off as well (version 1 timed Eigen graphs)
 
 
 @dataclass(frozen=True)
@@ -171,8 +182,26 @@ def _parse_environment(environ: Mapping[str, str]) -> tuple[bool | None, str]:
     return xla, precision
 
 
+def onednn_enabled() -> bool:
+    """True when TensorFlow runs its graph ops on oneDNN kernels in this process.
+
+    TensorFlow decides once, when it loads (``TF_ENABLE_ONEDNN_OPTS``, else by CPU), so a
+    process that imported TensorFlow before ``unet_demo`` may have them off.
+
+    Example:
+        >>> isinstance(onednn_enabled(), bool)
+        True
+    """
+    try:
+        from tensorflow.python.util import _pywrap_util_port  # TensorFlow's own test helper
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip() in ("1", "true", "True")
+
+
 def machine_key(cpu_model: str | None = None, cores: int | None = None) -> str:
-    """The cache key of this machine: CPU model, core count, TensorFlow and Keras versions.
+    """The cache key of this machine: CPU model, cores, TensorFlow, Keras, oneDNN on/off.
 
     Args:
         cpu_model: CPU model name (read from the machine when None).
@@ -189,7 +218,7 @@ def machine_key(cpu_model: str | None = None, cores: int | None = None) -> str:
         cpu_model = str(cpu_description()["cpu_model"])
     cores = os.cpu_count() if cores is None else cores
     return (f"{cpu_model} | {cores} cores | tensorflow {tf.__version__} | "
-            f"keras {keras.__version__}")
+            f"keras {keras.__version__} | oneDNN {'on' if onednn_enabled() else 'off'}")
 
 
 def speed_cache_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -234,6 +263,9 @@ def candidates(flags: set[str], xla: bool | None, precision: str) -> list[tuple[
 def label(jit_compile: bool | str, policy: str) -> str:
     """Human name of a setting, e.g. "XLA float32" or "default graph mixed_bfloat16".
 
+    The default graph's kernels (oneDNN or Eigen) are a property of the process, named in
+    `machine_key` and in a run's environment.json, not in the label.
+
     Example:
         >>> label(False, "mixed_bfloat16")
         'default graph mixed_bfloat16'
@@ -268,7 +300,8 @@ def dtype_policy(policy: str) -> Iterator[None]:
 
 def time_setting(jit_compile: bool, policy: str, *, size: int = BENCH_SIZE,
                  filters: int = BENCH_FILTERS, depth: int = BENCH_DEPTH,
-                 batch: int = BENCH_BATCH, steps: int = BENCH_TIMED_STEPS) -> float:
+                 batch: int = BENCH_BATCH, steps: int = BENCH_TIMED_STEPS,
+                 with_warmup: bool = False) -> float | dict[str, float]:
     """Training images/s of a small U-Net with one setting (0.0 when it fails to compile).
 
     Args:
@@ -276,6 +309,7 @@ def time_setting(jit_compile: bool, policy: str, *, size: int = BENCH_SIZE,
         policy: Keras dtype policy name.
         size, filters, depth, batch: the benchmark network and batch.
         steps: timed steps after `BENCH_WARMUP_STEPS` warm-up steps (which compile).
+        with_warmup: return {"images_per_s", "warmup_s"} (the warm-up steps' seconds) instead.
 
     Example:
         >>> time_setting(False, "float32", size=16, filters=2, depth=1, batch=2, steps=1) > 0
@@ -296,14 +330,32 @@ def time_setting(jit_compile: bool, policy: str, *, size: int = BENCH_SIZE,
     images = rng.random((batch, size, size, 1), dtype=np.float32)
     masks = (rng.random((batch, size, size, 1)) > 0.5).astype("float32")
     try:
+        start = time.perf_counter()
         for _ in range(BENCH_WARMUP_STEPS):
             model.train_on_batch(images, masks)
+        warmup = time.perf_counter() - start
         start = time.perf_counter()
         for _ in range(steps):
             model.train_on_batch(images, masks)
     except Exception:  # noqa: BLE001  (a setting that cannot compile here is not a candidate)
-        return 0.0
-    return steps * batch / (time.perf_counter() - start)
+        return {"images_per_s": 0.0, "warmup_s": 0.0} if with_warmup else 0.0
+    speed = steps * batch / (time.perf_counter() - start)
+    return {"images_per_s": speed, "warmup_s": warmup} if with_warmup else speed
+
+
+def run_seconds(images_per_s: float, warmup_s: float, images: int = BENCH_RUN_IMAGES) -> float:
+    """Estimated seconds of a run of ``images`` images: two warm-ups plus the steady part.
+
+    Args:
+        images_per_s: the setting's steady training speed (0 when it failed: infinite time).
+        warmup_s: seconds of its first steps (tracing, and with XLA compiling).
+        images: the run's training images over all epochs.
+
+    Example:
+        >>> round(run_seconds(50.0, 11.0), 1), round(run_seconds(45.0, 7.0), 1)
+        (37.4, 31.1)
+    """
+    return 2.0 * warmup_s + images / images_per_s if images_per_s > 0 else float("inf")
 
 
 def _read_cache(path: Path) -> dict:
@@ -320,8 +372,22 @@ def _write_cache(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def _timed(timer, jit: bool, policy: str) -> tuple[float, float]:
+    """(images/s, warm-up s) from a timer that returns either images/s or both in a dict.
+
+    ``timer`` None is the micro-benchmark, `time_setting`.
+    """
+    if timer is None:
+        timer = functools.partial(time_setting, with_warmup=True)
+    result = timer(jit, policy)
+    if isinstance(result, dict):
+        return round(float(result["images_per_s"]), 2), round(float(result["warmup_s"]), 2)
+    return round(float(result), 2), 0.0
+
+
 def measure_and_cache(settings: list[tuple[bool, str]], key: str, path: Path,
-                      timer=time_setting) -> tuple[dict[str, float], str]:
+                      timer=None,
+                      ) -> tuple[dict[str, float], dict[str, float], str]:
     """Timings of ``settings`` for machine ``key``: from the cache, else measured and stored.
 
     A lock file beside the cache makes concurrent workers wait for the first one's answer
@@ -331,10 +397,11 @@ def measure_and_cache(settings: list[tuple[bool, str]], key: str, path: Path,
         settings: (XLA, policy) pairs to time.
         key: `machine_key` of this machine.
         path: the cache file.
-        timer: the function that times one setting (images/s).
+        timer: times one setting: images/s, or {"images_per_s", "warmup_s"} (None:
+            `time_setting`).
 
     Returns:
-        ({label: images/s}, "cache" or "measured").
+        ({label: images/s}, {label: warm-up s}, "cache" or "measured").
     """
     wanted = {label(jit, policy): (jit, policy) for jit, policy in settings}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -342,16 +409,19 @@ def measure_and_cache(settings: list[tuple[bool, str]], key: str, path: Path,
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             cache = _read_cache(path)
-            known = cache.get("machines", {}).get(key, {}).get("images_per_s", {})
+            entry = cache.get("machines", {}).get(key, {})
+            known, warmups = entry.get("images_per_s", {}), entry.get("warmup_s", {})
             if all(name in known for name in wanted):
-                return {name: float(known[name]) for name in wanted}, "cache"
-            timings = dict(known)
+                return ({name: float(known[name]) for name in wanted},
+                        {name: float(warmups.get(name, 0.0)) for name in wanted}, "cache")
+            timings, warmups = dict(known), dict(warmups)
             for name, (jit, policy) in wanted.items():
                 if name not in timings:
-                    timings[name] = round(timer(jit, policy), 2)
+                    timings[name], warmups[name] = _timed(timer, jit, policy)
             cache = _read_cache(path) or {"version": CACHE_VERSION, "machines": {}}
             cache["machines"][key] = {
                 "images_per_s": timings,
+                "warmup_s": warmups,
                 "measured_at": time.strftime("%Y-%m-%d %H:%M"),
                 "platform": platform.platform(),
                 "benchmark": (f"U-Net {BENCH_SIZE}px, {BENCH_FILTERS} filters, depth "
@@ -359,14 +429,15 @@ def measure_and_cache(settings: list[tuple[bool, str]], key: str, path: Path,
                               "training steps"),
             }
             _write_cache(path, cache)
-            return {name: timings[name] for name in wanted}, "measured"
+            return ({name: timings[name] for name in wanted},
+                    {name: warmups.get(name, 0.0) for name in wanted}, "measured")
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def choose_speed(device: str, *, environ: Mapping[str, str] | None = None,
                  flags: set[str] | None = None, cache_path: Path | None = None,
-                 timer=time_setting) -> SpeedChoice:
+                 timer=None) -> SpeedChoice:
     """Pick XLA on/off and the dtype policy for a run on ``device`` (see the module docstring).
 
     Args:
@@ -374,7 +445,8 @@ def choose_speed(device: str, *, environ: Mapping[str, str] | None = None,
         environ: environment mapping (``os.environ`` when None).
         flags: CPU feature flags (read from the machine when None).
         cache_path: the speed cache file (`speed_cache_path` when None).
-        timer: times one setting in images/s (the micro-benchmark; replaceable for tests).
+        timer: times one setting: images/s, or {"images_per_s", "warmup_s"} (the
+            micro-benchmark; replaceable for tests).
 
     Example:
         >>> choose_speed("CPU x2 workers", environ={"UNET_DEMO_PRECISION": "float32"}).reason
@@ -406,15 +478,23 @@ def choose_speed(device: str, *, environ: Mapping[str, str] | None = None,
                            "UNET_DEMO_PRECISION.")
     path = speed_cache_path(environ) if cache_path is None else cache_path
     try:
-        timings, source = measure_and_cache(settings, machine_key(), path, timer)
+        timings, warmups, source = measure_and_cache(settings, machine_key(), path, timer)
     except OSError as error:  # an unwritable cache: measure without caching
-        timings = {label(j, p): round(timer(j, p), 2) for j, p in settings}
+        measured = {label(j, p): _timed(timer, j, p) for j, p in settings}
+        timings = {name: pair[0] for name, pair in measured.items()}
+        warmups = {name: pair[1] for name, pair in measured.items()}
         source = f"measured (not cached: {error.strerror or error})"
-    best = max(settings, key=lambda setting: timings[label(*setting)])
-    ranked = sorted(timings.items(), key=lambda item: -item[1])
-    others = ", ".join(f"{name} {speed:.1f}" for name, speed in ranked)
+    seconds = {name: run_seconds(timings[name], warmups[name]) for name in timings}
+    best = min(settings, key=lambda setting: seconds[label(*setting)])
+    ranked = sorted(timings, key=seconds.get)
+    others = ", ".join(
+        f"{name} {timings[name]:.1f} img/s" + (f" after {warmups[name]:.1f} s warm-up"
+                                               if warmups[name] else "")
+        for name in ranked)
     bf16_note = ("" if native_bfloat16(flags) or precision != "auto"
                  else " bfloat16 not tried: this CPU has no native bfloat16 (AVX512_BF16/AMX).")
-    reason = (f"{label(*best)} was fastest on this CPU ({others} images/s, "
+    kernels = " (oneDNN kernels)" if onednn_enabled() else " (Eigen kernels: oneDNN is off)"
+    reason = (f"{label(*best)}{kernels if best[0] is False else ''} was fastest on this CPU "
+              f"for a classroom-sized run ({others}, "
               f"{'cached' if source == 'cache' else 'measured at first use'}).{bf16_note}")
     return SpeedChoice(best[0], best[1], source.split(" ")[0], reason, timings)

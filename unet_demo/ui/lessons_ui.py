@@ -155,8 +155,10 @@ def actions_ui(recording: ExperimentRecording) -> None:
     live, train, build = st.columns(3)
     with live:
         if st.button("Run it live", key=PREFIX + "live", icon=":material/play_arrow:",
-                     help="Train exactly this run again through the server's queue; on a CPU "
-                          "the curve matches the recording."):
+                     help="Train exactly this run again through the server's queue. On a CPU "
+                          "the curve matches the recording: bit for bit with the same kind of "
+                          "CPU and speed setting (the run's facts line names it), otherwise "
+                          "up to round-off."):
             try:
                 run_id = run_live(experiment.key, run_key)
             except UNetDemoError as error:
