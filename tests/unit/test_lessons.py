@@ -212,7 +212,7 @@ def test_lessons_cli_reads_recordings_without_tensorflow():
 
 
 @pytest.mark.slow
-def test_recording_again_gives_the_committed_history(tmp_path):
+def test_recording_again_gives_the_committed_history(tmp_path, monkeypatch):
     """Deterministic on a CPU: the cheapest run trained again matches its recording."""
     import importlib.util
 
@@ -224,6 +224,8 @@ def test_recording_again_gives_the_committed_history(tmp_path):
     committed = load_experiment(experiment).runs.get("px64")
     if committed is None:
         pytest.skip("input_size/px64 is not recorded yet")
+    # Trained again with the recording's own speed setting (XLA or the graph).
+    monkeypatch.setenv("UNET_DEMO_XLA", "1" if committed.environment.get("jit_compile") else "0")
     recorder.record_run(experiment.run("px64").spec, tmp_path / "px64")
     again = load_run(tmp_path / "px64")
     # The same kind of CPU repeats the run to float precision. Another kind (AVX2 against

@@ -74,7 +74,9 @@ def test_stop_request_ends_right_after_the_current_batch(tmp_path):
     assert rundir.load_history(tmp_path) == []  # no epoch completed, none recorded
 
 
-def test_same_seed_gives_identical_history(tmp_path):
+@pytest.mark.parametrize("xla", ["0", "1"], ids=["graph", "xla"])
+def test_same_seed_gives_identical_history(tmp_path, monkeypatch, xla):
+    monkeypatch.setenv("UNET_DEMO_XLA", xla)  # both speed settings repeat a run exactly
     spec = tiny_spec(epochs=2, images=8)
     run_training(spec, tmp_path / "a")
     run_training(spec, tmp_path / "b")

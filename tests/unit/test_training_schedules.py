@@ -37,7 +37,7 @@ PLATEAU_MIN_DELTA = 1e-4  # keras.callbacks.ReduceLROnPlateau's default
 @pytest.fixture(autouse=True)
 def _no_xla(monkeypatch):
     # XLA compilation costs several seconds per run on two cores and changes none of what is
-    # checked here (tests/unit/test_training.py trains with XLA on).
+    # checked here (tests/unit/test_training.py trains with XLA on as well).
     monkeypatch.setenv("UNET_DEMO_XLA", "0")
 
 
