@@ -224,3 +224,23 @@ def test_a_users_own_onednn_setting_is_kept(tmp_path):
     assert seen[""][3].endswith("| oneDNN on")
     assert seen["0"][:3] == ["0", "1", False]
     assert seen["0"][3].endswith("| oneDNN off")
+
+
+def test_the_micro_benchmark_times_xla_even_after_a_seeded_graph_run():
+    # A seeded graph run leaves TensorFlow's process-wide op-determinism mode on; under it Keras
+    # proceeds with jit_compile=False (a UserWarning), so "XLA" would really time the graph.
+    import warnings
+
+    import tensorflow as tf
+    from tensorflow.python.framework import config as framework_config
+
+    tf.config.experimental.enable_op_determinism()
+    try:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            speed = tiny_timer(True, "float32")
+        assert speed > 0
+        assert not [w for w in seen if "jit_compile" in str(w.message)]
+        assert framework_config.is_op_determinism_enabled()  # left as it was found
+    finally:
+        framework_config.disable_op_determinism()

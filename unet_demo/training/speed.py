@@ -275,6 +275,35 @@ def label(jit_compile: bool | str, policy: str) -> str:
 
 
 @contextlib.contextmanager
+def op_determinism_off() -> Iterator[None]:
+    """TensorFlow's op-determinism mode off inside the block, as it was after it.
+
+    The mode is process-wide: a seeded graph run earlier in the process (a fold, a test) leaves
+    it on, and under it Keras drops XLA, so the micro-benchmark would time the graph twice.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> from tensorflow.python.framework import config as framework_config
+        >>> tf.config.experimental.enable_op_determinism()
+        >>> with op_determinism_off():
+        ...     inside = framework_config.is_op_determinism_enabled()
+        >>> inside, framework_config.is_op_determinism_enabled()
+        (False, True)
+        >>> framework_config.disable_op_determinism()
+    """
+    from tensorflow.python.framework import config as framework_config  # no public "off"
+
+    was_on = framework_config.is_op_determinism_enabled()
+    if was_on:
+        framework_config.disable_op_determinism()
+    try:
+        yield
+    finally:
+        if was_on:
+            framework_config.enable_op_determinism()
+
+
+@contextlib.contextmanager
 def dtype_policy(policy: str) -> Iterator[None]:
     """Build layers under ``policy`` inside the block; the previous global policy after it.
 
@@ -316,16 +345,22 @@ def time_setting(jit_compile: bool, policy: str, *, size: int = BENCH_SIZE,
         True
     """
     import keras
-    import numpy as np
 
     from unet_demo.config import UNetConfig
     from unet_demo.models.builder import build_unet
 
     cfg = UNetConfig(input_height=size, input_width=size, base_filters=filters, depth=depth)
-    with dtype_policy(policy):
+    with dtype_policy(policy), op_determinism_off():
         model = build_unet(cfg, load_weights=False)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                  loss=keras.losses.BinaryCrossentropy(), jit_compile=jit_compile)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                      loss=keras.losses.BinaryCrossentropy(), jit_compile=jit_compile)
+        return _time_steps(model, batch, size, steps, with_warmup)
+
+
+def _time_steps(model, batch: int, size: int, steps: int, with_warmup: bool):
+    """The timing loop of `time_setting` (warm-up steps, then ``steps`` timed steps)."""
+    import numpy as np
+
     rng = np.random.default_rng(0)
     images = rng.random((batch, size, size, 1), dtype=np.float32)
     masks = (rng.random((batch, size, size, 1)) > 0.5).astype("float32")
