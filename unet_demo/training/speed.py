@@ -528,8 +528,9 @@ def choose_speed(device: str, *, environ: Mapping[str, str] | None = None,
         for name in ranked)
     bf16_note = ("" if native_bfloat16(flags) or precision != "auto"
                  else " bfloat16 not tried: this CPU has no native bfloat16 (AVX512_BF16/AMX).")
-    kernels = " (oneDNN kernels)" if onednn_enabled() else " (Eigen kernels: oneDNN is off)"
-    reason = (f"{label(*best)}{kernels if best[0] is False else ''} was fastest on this CPU "
-              f"for a classroom-sized run ({others}, "
-              f"{'cached' if source == 'cache' else 'measured at first use'}).{bf16_note}")
+    kernels = (" The graph runs on oneDNN kernels." if onednn_enabled()
+               else " The graph runs on Eigen kernels (oneDNN is off).")
+    reason = (f"{label(*best)} was fastest on this CPU for a classroom-sized run ({others}, "
+              f"{'cached' if source == 'cache' else 'measured at first use'})."
+              f"{kernels if best[0] is False else ''}{bf16_note}")
     return SpeedChoice(best[0], best[1], source.split(" ")[0], reason, timings)
