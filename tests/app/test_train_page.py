@@ -164,7 +164,7 @@ def test_texts_say_what_training_does(runs_dir, tmp_path, monkeypatch):
     patience_help = at.number_input(key="train.early_stopping_patience").help
     assert "validation Dice" in patience_help and "validation loss" not in patience_help
     assert "validation Dice" in _page_text(at)
-    # On the CPU with XLA (the default) op determinism is left off; the A/B note says so.
+    # On the CPU with XLA op determinism is left off; the A/B note says so.
     assert "op-determinism mode is left off" in DETERMINISM_NOTE
 
 
