@@ -38,7 +38,7 @@ TRIED = [
     "fresh processes). Plain net, batch 16, two idle runs of `train_throughput.py`: oneDNN graph "
     "23.6 / 20.9 img/s, XLA 20.9 / 24.4, Eigen graph 15.7 / 14.7. So oneDNN is 1.4-1.5x Eigen "
     "in both runs, while XLA and the oneDNN graph swap places between runs (steady speeds "
-    "within this VM's noise). The graph's warm-up (tracing) is 4-6 s shorter than XLA's "
+    "within this VM's noise). The graph's warm-up (tracing) is 3-6 s shorter than XLA's "
     "compilation, so the micro-benchmark now times the classroom preset's network and scores "
     "the time of a classroom-sized run (768 images, warm-up included): it picks the oneDNN graph "
     "here. Classroom preset on skull-strip, one after another, idle: graph 33.0 s and 40.8 s "
