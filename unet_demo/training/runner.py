@@ -178,16 +178,19 @@ def learning_rate(spec: RunSpec, steps_per_epoch: int):
 
 
 def build_optimizer(spec: RunSpec, steps_per_epoch: int):
-    """Adam, AdamW (decoupled weight decay) or SGD with (Nesterov) momentum."""
+    """Adam (Keras' with a fused update, `unet_demo.training.optimizers`), AdamW (decoupled
+    weight decay) or SGD with (Nesterov) momentum."""
     import keras
+
+    from unet_demo.training.optimizers import fused_adam_class
 
     rate = learning_rate(spec, steps_per_epoch)
     train = spec.train
-    if train.optimizer == "adamw":
-        return keras.optimizers.AdamW(rate, weight_decay=train.weight_decay)
+    if train.optimizer == "adamw":  # Keras' AdamW is Adam with decoupled weight decay
+        return fused_adam_class()(rate, weight_decay=train.weight_decay)
     if train.optimizer == "sgd":
         return keras.optimizers.SGD(rate, momentum=train.momentum, nesterov=train.momentum > 0)
-    return keras.optimizers.Adam(rate)
+    return fused_adam_class()(rate)
 
 
 def training_metrics(output_classes: int, label_count: int) -> list:
@@ -334,8 +337,10 @@ class _Trainer:
         """Everything before the first batch, in order (see the module docstring)."""
         import unet_demo.losses  # noqa: F401  (registers custom losses for checkpoint loading)
         from unet_demo.training.keras_metrics import overlap_metric_class
+        from unet_demo.training.optimizers import fused_adam_class
 
         overlap_metric_class()
+        fused_adam_class()  # registered before a checkpoint is loaded
         self.wall_start = time.perf_counter()
         self.prepare(resume)
         self.setup_device()

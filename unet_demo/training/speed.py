@@ -66,7 +66,8 @@ compiles, a training and a validation step) plus 768 images at its measured spee
 compilation costs seconds that a short run never earns back where the steady speeds are close
 (AMD EPYC: warm-up 7.0 s with XLA against 3.9 s for the graph, 61.3 against 54.9 img/s).
 """
-CACHE_VERSION = 3  # 2: keyed by oneDNN on/off (1 timed Eigen graphs); 3: optimizer pre-built
+CACHE_VERSION = 4  # 2: keyed by oneDNN on/off (1 timed Eigen graphs); 3: optimizer pre-built;
+# 4: the runner's fused Adam (training/optimizers.py)
 
 
 @dataclass(frozen=True)
@@ -349,11 +350,12 @@ def time_setting(jit_compile: bool, policy: str, *, size: int = BENCH_SIZE,
 
     from unet_demo.config import UNetConfig
     from unet_demo.models.builder import build_unet
+    from unet_demo.training.optimizers import fused_adam_class
 
     cfg = UNetConfig(input_height=size, input_width=size, base_filters=filters, depth=depth)
     with dtype_policy(policy), op_determinism_off():
         model = build_unet(cfg, load_weights=False)
-        model.compile(optimizer=keras.optimizers.Adam(1e-3),
+        model.compile(optimizer=fused_adam_class()(1e-3),  # the runner's Adam
                       loss=keras.losses.BinaryCrossentropy(), jit_compile=jit_compile)
         model.optimizer.build(model.trainable_variables)  # as the runner does (compile_model)
         return _time_steps(model, batch, size, steps, with_warmup)
