@@ -15,7 +15,7 @@ Keras' own update. Keras is imported on first use only.
 
 Example:
     >>> optimizer = fused_adam_class()(learning_rate=1e-3)
-    >>> type(optimizer).__name__, optimizer.get_config()["learning_rate"]
+    >>> type(optimizer).__name__, round(optimizer.get_config()["learning_rate"], 6)
     ('FusedAdam', 0.001)
 """
 
