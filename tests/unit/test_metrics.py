@@ -151,3 +151,20 @@ def test_keras_multiclass_metrics_mean_over_foreground():
         metric.reset_state()
         metric.update_state(truth[..., None].astype(np.uint8), probs)
         assert float(metric.result()) == pytest.approx(np.mean(per_class[metric.name]), rel=1e-5)
+
+
+def test_keras_per_class_iou_scores_one_class_without_a_confusion_matrix():
+    keras = pytest.importorskip("keras")
+    truth = RNG.integers(0, 4, (2, 8, 8))
+    probs = RNG.random((2, 8, 8, 4)).astype(np.float32)
+    labels = probs.argmax(-1)
+    overlap = keras_metrics.overlap_metric_class()
+    for cls in (1, 2, 3):
+        tp, fp, fn = counting_reference(truth == cls, labels == cls)
+        metric = overlap("iou", 4, name=f"iou_class{cls}", class_id=cls)
+        metric.update_state(truth.astype(np.uint8), probs)
+        assert float(metric.result()) == pytest.approx(tp / (tp + fp + fn), rel=1e-5)
+        again = keras.metrics.deserialize(keras.metrics.serialize(metric))
+        assert (again.name, again.class_id) == (f"iou_class{cls}", cls)
+    with pytest.raises(ValueError, match="class_id must be a foreground class"):
+        overlap("iou", 4, class_id=0)

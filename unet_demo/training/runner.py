@@ -197,17 +197,16 @@ def training_metrics(output_classes: int, label_count: int) -> list:
     """Dice, IoU, precision, recall, pixel accuracy (+ per-class IoU for multi-class tasks)."""
     import keras
 
-    from unet_demo.training.keras_metrics import keras_metrics
+    from unet_demo.training.keras_metrics import keras_metrics, overlap_metric_class
 
     found = keras_metrics(output_classes)
     if output_classes == 1:
         found.append(keras.metrics.BinaryAccuracy(name="accuracy"))
     else:
         found.append(keras.metrics.SparseCategoricalAccuracy(name="accuracy"))
+        overlap = overlap_metric_class()
         for cls in range(1, label_count):
-            found.append(keras.metrics.IoU(num_classes=label_count, target_class_ids=[cls],
-                                           sparse_y_true=True, sparse_y_pred=False,
-                                           name=f"iou_class{cls}"))
+            found.append(overlap("iou", output_classes, name=f"iou_class{cls}", class_id=cls))
     return found
 
 
