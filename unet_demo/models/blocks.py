@@ -18,6 +18,7 @@ import keras
 from keras import layers
 
 from unet_demo.config import UNetConfig
+from unet_demo.models import norm
 
 # GroupNorm uses at most this many groups (the largest divisor of the channel count <= this).
 GROUP_NORM_MAX_GROUPS = 8
@@ -66,11 +67,11 @@ def norm_layer(cfg: UNetConfig, channels: int, name: str) -> layers.Layer:
         name: layer name.
     """
     if cfg.normalization == "batch":
-        return layers.BatchNormalization(name=name)
+        return norm.BatchNormalization(name=name)
     if cfg.normalization == "group":
-        return layers.GroupNormalization(groups=group_count(channels), name=name)
+        return norm.GroupNormalization(groups=group_count(channels), name=name)
     if cfg.normalization == "instance":
-        return layers.GroupNormalization(groups=channels, name=name)
+        return norm.GroupNormalization(groups=channels, name=name)
     if cfg.normalization == "layer":
         return layers.LayerNormalization(name=name)
     raise ValueError(f"no normalisation layer for {cfg.normalization!r}")

@@ -117,7 +117,7 @@ ALLOWED_INTERNAL_MODELS = {
 
 PROJECT_PACKAGE = "unet_demo"
 """Package name under which this project registers Keras objects (``unet_demo>Name``)."""
-PROJECT_MODULES = ("unet_demo.losses", "unet_demo.training.keras_metrics")
+PROJECT_MODULES = ("unet_demo.losses", "unet_demo.training.keras_metrics", "unet_demo.models.norm")
 """Modules that register this project's Keras objects (imported to resolve them)."""
 
 DATA_MARKERS = frozenset(

@@ -365,6 +365,7 @@ def load_model(run_dir: str | Path):
     import keras
 
     import unet_demo.losses  # noqa: F401  (registers the custom losses)
+    import unet_demo.models.norm  # noqa: F401  (registers the normalisation layers)
     from unet_demo.training.keras_metrics import overlap_metric_class
 
     overlap_metric_class()

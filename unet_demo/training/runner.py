@@ -404,6 +404,7 @@ class _Trainer:
         """Build the U-Net and its optimizer, or load the checkpoint to resume; compile."""
         import keras
 
+        import unet_demo.models.norm  # noqa: F401  (registers the layers a checkpoint names)
         from unet_demo.models.builder import build_unet
 
         with self.strategy.scope():
