@@ -29,7 +29,27 @@ REPORT = REPO / "docs" / "performance.md"
 # does not repeat it). Figures are from single runs on the shared development machine, where
 # the same configuration measured 14.0 to 18.7 images/s within ten minutes.
 TRIED = [
-    "- **Start-up and end of a run (this round)**: two fixed costs of every run. (1) Tracing "
+    "- **Normalisation and IoU (this round)**: a `tf.profiler` trace of the classroom net's "
+    "training step (8 filters, group norm, batch 8) put about a third of the op time in group "
+    "norm: Keras writes it as `moments` plus a broadcast scale and shift, and its derivative is "
+    "many passes over the activation (`Tile`, `Mul`, `Mean`, `SquaredDifference`); in the plain "
+    "BN net batch norm was about 100 of 742 ms and the convolutions 551 ms. Now group norm has "
+    "a closed-form gradient and batch norm trains on TensorFlow's fused kernel "
+    "(`unet_demo/models/norm.py`; outputs equal to Keras', gradients to 1e-7, tested). Alone, "
+    "each layer is 1.7-2.3x faster than Keras' (table below, ours timed before and after "
+    "Keras'). Training IoU now comes from the TP/FP/FN counter the Dice already keeps; Keras' "
+    "BinaryIoU built a confusion matrix with a scatter over every pixel (5 ms of the classroom "
+    "step, 10 ms of the plain net's, in the trace). What this does to a whole step is not "
+    "resolved on this VM: a first A/B with both models in one process showed 179 -> 130 ms "
+    "per classroom step, but with the order swapped the gap was gone (the model built first "
+    "ran slower), and in separate processes, three each, alternated, the median 12-step epoch "
+    "was 2.44, 2.55, 2.18 s with Keras' layers and 4.07, 2.55, 2.13 s with ours (plain BN net: "
+    "9.99, 10.24 against 10.24, 9.09 s). From the shares above, the expected gain is about "
+    "10-18% of the classroom step and 7% of the plain net's, less than this VM's spread "
+    "between processes. Also tried: XLA for the normalisation alone (no steadier, and 1-2 s "
+    "more compilation in the first epoch), and one reduction over both group axes (several "
+    "times slower in TensorFlow's CPU kernels than two one-axis sums).",
+    "- **Start-up and end of a run (previous round)**: two fixed costs of every run. (1) Tracing "
     "Keras' Adam: it writes each weight's update as about a dozen small ops, and tracing them "
     "was a large share of the first step. Adam and AdamW now use TensorFlow's fused "
     "`ResourceApplyAdam` kernel (`unet_demo/training/optimizers.py`, same formulas, results "
@@ -41,7 +61,7 @@ TRIED = [
     "in-memory tensors, nothing to tune) none in 5. Classroom preset on skull-strip since "
     "then, idle: train time 24.5 and 28.1 s (30.4-33.6 s just before), first epoch 5.3-6.0 s "
     "(7.8-8.7 s), test Dice 0.960 and 0.962.",
-    "- **oneDNN (previous round)**: TensorFlow 2.21 turns its oneDNN kernels on by itself only on "
+    "- **oneDNN (an earlier round)**: TensorFlow 2.21 turns its oneDNN kernels on by itself only on "
     "CPUs with AVX-512 deep-learning features; on this AMD EPYC they were off, so Keras' "
     "default graph ran on Eigen kernels, and the per-machine choice compared XLA against that "
     "slow graph. Importing `unet_demo` now sets `TF_ENABLE_ONEDNN_OPTS=1` (unless the user set "
@@ -73,9 +93,11 @@ TRIED = [
     "64-79% of float32, PyTorch's at under 1%), so the automatic choice stays float32. On the "
     "Intel Xeon with AMX the same benchmark would add the bf16 rows; it was not available to "
     "this session.",
-    "- **Classroom preset train time (goal 12 s)**: not met; 24.5-28.1 s now. The previous "
-    "round built Adam's slots at compile time (a function that creates variables is traced "
-    "twice); this round removed the autotune wait and most of Adam's tracing (above). What is "
+    "- **Classroom preset train time (goal 12 s)**: not met; 25.8-27.6 s in four idle runs "
+    "with the new normalisation (test Dice 0.9616), 24.4-30.7 s in three runs with Keras' "
+    "layers, 24.5-28.1 s in the round before. Earlier rounds built Adam's slots at compile "
+    "time (a function that creates variables is traced twice), removed the autotune wait and "
+    "most of Adam's tracing (above). What is "
     "left: the first epoch's 5.3-6.0 s is mostly Python tracing of the training step (about "
     "3 s) and of the validation step (about 1.5 s); later epochs take 2.0-2.8 s (12 steps of "
     "8 images at about 0.2 s, validation of 18 images, and about 0.5 s to checkpoint, keep the "
@@ -84,8 +106,9 @@ TRIED = [
     "epochs at 96 px: 11.7 s, 0.933; 4 epochs, batch 4: 18.3 s, 0.960, but with seeds 1 and 7 "
     "0.939 and 0.950 against 0.954 and 0.955 for the preset; 2 epochs, batch 4: 11.6 s, 0.943. "
     "None keeps the preset's quality, so the preset stays at 8 epochs of 8 images at 128 px.",
-    "- **Time to Dice (goal 40x)**: 33.8x wall, 48.0x CPU time in the latest idle run (19.5x "
-    "and 29.4x before). Both sides moved: the classroom preset reached the target at epoch 3 "
+    "- **Time to Dice (goal 40x)**: 29.2x wall, 44.3x CPU time in the latest idle run (the "
+    "chapter 8 run reached its final 0.9546 at 629 s, the classroom preset passed it at epoch "
+    "3 after 22 s); 33.8x and 48.0x in the run before. In that run both sides moved: the classroom preset reached the target at epoch 3 "
     "after 20 s (24 s before), and the chapter 8 recipe, whose run decides the target, ended at "
     "val Dice 0.9546 and first reached it at 666 s (0.9496 at 471 s before; its epochs took as "
     "long as before, 857 s for all 20). The ratio depends on when the baseline first touches "
@@ -214,6 +237,17 @@ def extra_sections() -> list[str]:
                   f"{r['bfloat16_dice']:.4f} | {r['delta']:+.4f} | "
                   f"{r['float32_seconds']:.0f} / {r['bfloat16_seconds']:.0f} |"
                   for r in bf16["rows"]]
+    layers = load("norm_layers")
+    if layers:
+        lines += ["", "## Normalisation layers: ours against Keras' (forward + backward)", "",
+                  f"`benchmarks/norm_layers.py`, {layers['machine']}, {layers['measured_at']}: "
+                  "one training call, differentiated for input, scale and shift; ours is timed "
+                  "before and after Keras' in the same process.", "",
+                  "| layer | activation | ours ms (before / after) | Keras ms | speed-up |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r['layer']} | {r['shape']} | {r['ours_runs_ms'][0]:.1f} / "
+                  f"{r['ours_runs_ms'][1]:.1f} | {r['keras_ms']:.1f} | {r['speedup']:.2f}x |"
+                  for r in layers["rows"]]
     profile = load("profile_step_xla")
     if profile:
         lines += ["", "## Where the training step's time goes", "",
