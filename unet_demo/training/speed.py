@@ -66,8 +66,8 @@ compiles, a training and a validation step) plus 768 images at its measured spee
 compilation costs seconds that a short run never earns back where the steady speeds are close
 (AMD EPYC: warm-up 7.0 s with XLA against 3.9 s for the graph, 61.3 against 54.9 img/s).
 """
-CACHE_VERSION = 4  # 2: keyed by oneDNN on/off (1 timed Eigen graphs); 3: optimizer pre-built;
-# 4: the runner's fused Adam (training/optimizers.py)
+CACHE_VERSION = 5  # 2: keyed by oneDNN on/off (1 timed Eigen graphs); 3: optimizer pre-built;
+# 4: the runner's fused Adam (training/optimizers.py); 5: its normalisation layers (models/norm.py)
 
 
 @dataclass(frozen=True)
