@@ -159,12 +159,17 @@ def figure_rows(results: dict[str, dict | None]) -> list[tuple[str, str, str, st
         rows.append(("Time to Dice", "-", ">= 40x", verdict(None)))
     tt = results.get("train_throughput")
     if tt:
+        rounds = tt.get("settings", {}).get("rounds")
+        how = (f"median of {rounds} runs, each in its own process" if rounds
+               else "one run")
         for model in tt["models"]:
             share = model["share_of_ceiling"]
+            spread = (f" (runs {model['lowest']:.1f}-{model['highest']:.1f})"
+                      if "lowest" in model else "")
             rows.append((
-                f"Compute efficiency: {model['model']} (batch {model['batch_size']})",
-                f"{model['images_per_s']:.1f} img/s, {model['train_gflops_per_s']:.1f} GFLOP/s = "
-                f"{100 * share:.0f}% of {tt['matmul_gflops']:.0f} GFLOP/s matmul",
+                f"Compute efficiency: {model['model']} (batch {model['batch_size']}, {how})",
+                f"{model['images_per_s']:.1f} img/s{spread}, {model['train_gflops_per_s']:.1f} "
+                f"GFLOP/s = {100 * share:.0f}% of {tt['matmul_gflops']:.0f} GFLOP/s matmul",
                 ">= 55%", verdict(share >= 0.55)))
         torch = tt.get("torch")
         settings = tt.get("settings", {})
@@ -180,11 +185,14 @@ def figure_rows(results: dict[str, dict | None]) -> list[tuple[str, str, str, st
                 "warm-up included)", verdict(auto_speed >= 0.85 * best["images_per_s"])))
         if torch and settings.get("best_keras"):
             ratio = torch["ratio_ours_over_torch"]
+            pairs = (f" (any pair of runs {torch['ratio_range'][0]:.2f}-"
+                     f"{torch['ratio_range'][1]:.2f}x)" if "ratio_range" in torch else "")
             rows.append(("Peer: ours vs PyTorch twin, each at its best setting (training img/s,"
-                         " same net, same run)",
+                         f" same net, {how})",
                          f"{settings['best_keras']['setting']} "
                          f"{settings['best_keras']['images_per_s']:.1f} vs torch "
-                         f"{torch['setting']} {torch['images_per_s']:.1f} img/s = {ratio:.2f}x",
+                         f"{torch['setting']} {torch['images_per_s']:.1f} img/s = {ratio:.2f}x"
+                         + pairs,
                          ">= 1.2x (AMD), >= 1.5x (Intel)", verdict(ratio >= 1.2)))
         elif torch:
             ratio = torch["ratio_ours_over_torch"]
