@@ -242,7 +242,8 @@ def test_a_finished_tiny_run_keeps_only_its_best_checkpoint_and_still_loads(
     root = tmp_path / "runs"
     monkeypatch.setenv("UNET_DEMO_RUNS_DIR", str(root))
     run_dir = root / "20261202-010000-abc123"
-    run_training(tiny_spec(epochs=2, images=8), run_dir)
+    # Early stopping on (patience beyond the run), so the run keeps best weights too.
+    run_training(tiny_spec(epochs=2, images=8, early_stopping_patience=5), run_dir)
     assert [p.name for p in (run_dir / rundir.CHECKPOINT_DIR).iterdir()] == [
         rundir.BEST_WEIGHTS_FILE]
     state = rundir.read_json(run_dir / rundir.STATE_FILE)
@@ -256,7 +257,8 @@ def test_a_finished_tiny_run_keeps_only_its_best_checkpoint_and_still_loads(
     # A resume of the finished (compacted) run trains it again from its stored config and
     # seed instead of failing; it ends finished and compacted again.
     seen = []
-    run_training(tiny_spec(epochs=2, images=8), run_dir, on_event=seen.append, resume=True)
+    run_training(tiny_spec(epochs=2, images=8, early_stopping_patience=5), run_dir,
+                 on_event=seen.append, resume=True)
     assert isinstance(seen[0], ev.Started) and seen[0].initial_epoch == 0
     assert isinstance(seen[-1], ev.Finished)
     assert rundir.load_run(run_dir).status == "finished"

@@ -56,6 +56,18 @@ def test_tiny_run_emits_expected_events_and_writes_run_directory(tmp_path):
     assert info.status == "finished" and info.epochs_done == 2
     model = rundir.load_model(tmp_path)
     assert model.input_shape == (None, 32, 32, 1)
+    # The last snapshot shows what the final model (no early stopping: the last epoch's
+    # weights) predicts for the snapshot images.
+    from unet_demo.training.runner import prepare_data, snapshot_indices
+
+    data = prepare_data(tiny_spec(epochs=2, images=8))
+    index = snapshot_indices(data.val_masks)
+    expected = model.predict(data.val_images[index], verbose=0)[..., 0]
+    with np.load(tmp_path / seen[-2].path) as stored:
+        assert list(stored["ids"]) == [data.val_ids[i] for i in index]
+        np.testing.assert_allclose(stored["probability"] / 255.0, expected, atol=1.01 / 255)
+    # Best weights are kept only for early stopping, which restores them.
+    assert not (tmp_path / rundir.CHECKPOINT_DIR / rundir.BEST_WEIGHTS_FILE).exists()
 
 
 def test_stop_request_ends_right_after_the_current_batch(tmp_path):

@@ -7,7 +7,8 @@ Layout of ``<runs_dir>/<run_id>/`` (all written by `unet_demo.training.runner`):
     events.jsonl      typed events, one per line (`unet_demo.training.events`)
     state.json        last complete epoch, its checkpoint, history, callback state (for resume)
     checkpoints/      epoch_NNNN.keras (latest complete epoch, with optimizer state),
-                      best.weights.h5 (weights of the best validation epoch)
+                      best.weights.h5 (weights of the best validation epoch; only with
+                      early stopping, which restores them at the end)
     history.csv       one row per epoch: loss, val_loss, dice, val_dice, ..., lr, seconds
     snapshots/        epoch_NNNN.npz: predictions on fixed validation images
     model.keras       the final model (no optimizer; safe_mode loadable)
