@@ -18,11 +18,12 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import REPO, save_result  # noqa: E402
+from benchmarks.common import REPO, RESULTS_DIR, save_result  # noqa: E402
 
 DATASETS = ("brain_skullstrip", "brain_tissue", "nuclei", "synthetic_lesions")
 GOAL = 0.01
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--presets", nargs="+", default=["classroom", "quality"])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
     parser.add_argument("--xla", default="1", help="UNET_DEMO_XLA for both runs (default 1)")
+    parser.add_argument("--add", action="store_true",
+                        help="keep the saved rows of other (dataset, preset) pairs")
     args = parser.parse_args(argv)
 
     from unet_demo.training.speed import cpu_flags, native_bfloat16
@@ -62,7 +65,8 @@ def main(argv: list[str] | None = None) -> dict:
                     out = Path(tmp) / f"{dataset}-{preset}-{precision}"
                     pair[precision] = train_once(dataset, preset, precision, out, args.xla)
                 delta = pair["bfloat16"]["test_dice"] - pair["float32"]["test_dice"]
-                row = {"dataset": dataset, "preset": preset,
+                row = {"dataset": dataset, "preset": preset, "xla": args.xla,
+                       "measured_at": time.strftime("%Y-%m-%d %H:%M"),
                        "float32_dice": pair["float32"]["test_dice"],
                        "bfloat16_dice": pair["bfloat16"]["test_dice"], "delta": delta,
                        "within_goal": abs(delta) <= GOAL,
@@ -74,6 +78,14 @@ def main(argv: list[str] | None = None) -> dict:
                       f"({'ok' if row['within_goal'] else 'OVER 0.01'}); train s "
                       f"{row['float32_seconds']:.0f} / {row['bfloat16_seconds']:.0f}",
                       flush=True)
+    if args.add:  # rows of pairs not run now stay, each with its own time and XLA setting
+        saved = RESULTS_DIR / "bf16_correctness.json"
+        done = {(row["dataset"], row["preset"]) for row in rows}
+        old = json.loads(saved.read_text()) if saved.exists() else {"rows": []}
+        kept = [dict(row, xla=row.get("xla", old.get("xla")),
+                     measured_at=row.get("measured_at", old.get("measured_at")))
+                for row in old["rows"] if (row["dataset"], row["preset"]) not in done]
+        rows = kept + rows
     result = {"rows": rows, "goal_abs_delta": GOAL, "xla": args.xla,
               "native_bfloat16": native_bfloat16(cpu_flags())}
     save_result("bf16_correctness", result)

@@ -44,8 +44,9 @@ def test_class_plan_walks_from_first_to_last_step(app_server, page):
     page.get_by_text("45-minute class plan", exact=False).first.click()
     for number, step in enumerate(CLASS_PLAN, 1):
         page.get_by_text(f"Step {number} of {len(CLASS_PLAN)}: {step.title}",
-                         exact=False).first.wait_for(timeout=30_000)
+                         exact=False).first.wait_for(timeout=60_000)
         if number < len(CLASS_PLAN):
+            wait_for_app(page)  # each click on a finished page: one step each
             page.get_by_role("button", name="Next").click()
     assert page.get_by_role("button", name="Next").is_disabled()
     page.get_by_text(f"Open step {len(CLASS_PLAN)}", exact=False).first.click()

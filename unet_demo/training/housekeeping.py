@@ -4,9 +4,9 @@ A class makes hundreds of runs. Three rules keep the folder from filling the dis
 
 * **Compaction.** Right after a run's `Finished` event, `after_finished` deletes what is only
   needed to resume it (``checkpoints/epoch_NNNN.keras``, the model with its optimizer state,
-  about 35 % of a classroom run) and keeps ``checkpoints/best.weights.h5`` (early-stopping
-  runs write it), ``model.keras``,
-  metrics, history, snapshots, events and config. state.json keeps its epoch and history but
+  about half of a skull-strip classroom run) and keeps ``checkpoints/best.weights.h5``
+  (early-stopping runs write it), ``model.keras``, metrics, history, snapshots, events and
+  config. state.json keeps its epoch and history but
   points at no checkpoint any more, so a resume of a finished run (``train --out`` again on the
   same folder, or a finished run queued again) trains it again from the start with its stored
   config and seed instead of failing. Stopped, failed and interrupted runs keep their latest
