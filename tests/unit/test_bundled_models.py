@@ -41,6 +41,22 @@ def test_open_model_is_shared_and_predicts(tiny_dir):
     assert float(probabilities.min()) >= 0.0 and float(probabilities.max()) <= 1.0
 
 
+def test_a_model_keeps_its_name_whoever_opened_it_first(monkeypatch, tmp_path):
+    import shutil
+
+    folder = tmp_path / "models"  # a copy: a file no other test in this process has opened
+    shutil.copytree(shared_tiny_models_dir(), folder)
+    by_path = open_model(folder / TINY_DATASET)  # not the bundled folder yet
+    assert by_path.model_id.startswith(f"file:{folder.resolve()}")
+    monkeypatch.setenv(BUNDLED_DIR_ENV, str(folder))
+    handle = open_model(f"bundled:{TINY_DATASET}")
+    assert handle.model_id.startswith(f"bundled:{TINY_DATASET}@")
+    assert handle.model_id.rsplit("@", 1)[1] == by_path.model_id.rsplit("@", 1)[1]
+    assert handle.shared is by_path.shared  # the file was loaded once
+    assert open_model(folder / TINY_DATASET) is handle  # its own path, now a bundled model
+    assert open_model(f"bundled:{TINY_DATASET}") is handle
+
+
 @pytest.mark.parametrize("name", ["no_such_model", "../synthetic_lesions", ".hidden"])
 def test_unknown_or_unsafe_bundled_names_are_refused(tiny_dir, name):
     with pytest.raises(UNetDemoError, match="No bundled model named"):

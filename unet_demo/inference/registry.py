@@ -254,12 +254,18 @@ def dataset_fits(dataset_classes: int, dataset_channels: int, model_classes: int
             and int(dataset_channels) == int(model_channels))
 
 
-_CACHE: dict[tuple[str, float], ModelHandle] = {}
+# (path, mtime): the first handle of a file (its loaded model); (path, mtime, id prefix):
+# the handle of each name the file was opened under, sharing that model.
+_CACHE: dict[tuple, ModelHandle] = {}
 _CACHE_LOCK = threading.Lock()
 
 
 def open_model(spec: str | Path) -> ModelHandle:
     """Open ``bundled:NAME``, a run directory, or a ``.keras`` file; cached per file and mtime.
+
+    A file is loaded once per process; its handle's ``model_id`` names what was opened
+    (``bundled:NAME@...`` also for a bundled model's own path, ``file:PATH@...`` otherwise), so
+    the id does not depend on which caller opened the file first.
 
     Args:
         spec: "bundled:nuclei", "runs/20250101-abc" (a folder with model.keras) or "m.keras".
@@ -298,15 +304,26 @@ def open_model(spec: str | Path) -> ModelHandle:
         card = _read_json(folder / CARD_FILE) or _read_json(folder / "config.json") or {}
         id_prefix = f"file:{model_path.resolve()}"
         title = str(card.get("title") or folder.name or model_path.name)
+        bundled_root = bundled_models_dir().resolve()
+        if model_path.name == MODEL_FILE and model_path.resolve().parent.parent == bundled_root:
+            # A bundled model opened by its path has the name it has in the menus.
+            id_prefix = f"{BUNDLED_PREFIX}{model_path.resolve().parent.name}"
+            title = str(card.get("title") or f"Bundled model: {folder.name}")
     stat = model_path.stat()
     key = (str(model_path.resolve()), stat.st_mtime)
     with _CACHE_LOCK:
-        cached = _CACHE.get(key)
-        if cached is not None:
-            return cached
-        handle = _load_handle(model_path, folder, card, id_prefix, title)
-        _CACHE[key] = handle
-        return handle
+        named = _CACHE.get((*key, id_prefix))
+        if named is not None:
+            return named
+        first = _CACHE.get(key)  # the file is loaded once, whatever it is called
+        if first is None:
+            named = first = _load_handle(model_path, folder, card, id_prefix, title)
+            _CACHE[key] = first
+        else:  # the same loaded model under this name (its id names what the caller opened)
+            digest = first.model_id.rsplit("@", 1)[1]
+            named = dataclasses.replace(first, model_id=f"{id_prefix}@{digest}", title=title)
+        _CACHE[(*key, id_prefix)] = named
+        return named
 
 
 def _load_handle(model_path: Path, folder: Path, card: dict[str, Any], id_prefix: str,
