@@ -284,10 +284,11 @@ def model_rows(settings: dict, ceiling: float) -> list[dict]:
         if timing is None:
             continue
         label_, cfg, batch = model_row(key)
-        train_gflops = 3.0 * forward_flops(cfg) * timing["images_per_s"] / 1e9
+        flops = forward_flops(cfg)
+        train_gflops = 3.0 * flops * timing["images_per_s"] / 1e9
         rows.append({
             "model": label_, "batch_size": batch, "setting": chosen,
-            "forward_gflops_per_image": forward_flops(cfg) / 1e9,
+            "forward_gflops_per_image": flops / 1e9,
             "images_per_s": timing["images_per_s"], "lowest": timing["lowest"],
             "highest": timing["highest"], "train_gflops_per_s": train_gflops,
             "share_of_ceiling": train_gflops / ceiling,
