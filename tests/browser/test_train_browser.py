@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.browser.helpers import save_screenshot
 from tests.browser.test_pages_browser import wait_for_app
@@ -18,6 +19,25 @@ CURVE_POINTS_JS = """() => {
 }"""
 
 
+def _wait_for_one_field(tab, label: str, timeout_ms: int = 60_000) -> None:
+    """Wait until the app is idle and exactly one input carries `label`.
+
+    A rerun that shifts the page (a changed dataset adds or drops elements above the form)
+    draws the new field before it removes the old, stale one; typing into either then is a
+    race. The check can also pass before a just-clicked rerun has started, hence the idle
+    test together with the count.
+    """
+    tab.wait_for_function(
+        "(label) => {"
+        " const app = document.querySelector('[data-testid=\"stApp\"]');"
+        " const idle = app && app.getAttribute('data-test-script-state') === 'notRunning';"
+        " const fields = [...document.querySelectorAll('input')]"
+        "   .filter(field => field.getAttribute('aria-label') === label);"
+        " return idle && fields.length === 1;"
+        "}",
+        arg=label, timeout=timeout_ms)
+
+
 def _set_number(tab, label: str, value: int) -> None:
     """Type `value` into a number input and wait until the app's rerun kept it.
 
@@ -25,9 +45,15 @@ def _set_number(tab, label: str, value: int) -> None:
     fill; the value is typed again then (at most three times) rather than lost.
     """
     for _ in range(3):
+        _wait_for_one_field(tab, label)
         field = tab.get_by_label(label, exact=True)
-        field.fill(str(value))
-        field.press("Enter")
+        try:
+            field.fill(str(value))
+            field.press("Enter")
+        except PlaywrightError as error:  # a rerun began after the wait and drew a twin
+            if "strict mode violation" not in str(error):
+                raise
+            continue
         tab.wait_for_timeout(400)
         wait_for_app(tab)
         if tab.get_by_label(label, exact=True).input_value() == str(value):
@@ -47,6 +73,8 @@ def test_start_watch_the_curve_grow_and_stop(app_server, page):
     _set_number(page, "Epochs", 40)
     _set_number(page, "Batch size", 4)
     wait_for_app(page)
+    for label in ("Training images (0 = all)", "Epochs", "Batch size"):
+        _wait_for_one_field(page, label)
     # Every value is still in the form when Start is pressed (none lost to a late rerun).
     assert [page.get_by_label(label, exact=True).input_value() for label in
             ("Training images (0 = all)", "Epochs", "Batch size")] == ["8", "40", "4"]
