@@ -81,6 +81,17 @@ def test_start_watch_the_curve_grow_and_stop(app_server, page):
     page.get_by_role("button", name="Start training").click()
     # Started at once, or queued behind a run another test left on this shared server.
     page.get_by_text(re.compile("Started run|Queued run")).first.wait_for(timeout=60_000)
+    # The notice is drawn below the buttons; on a loaded machine the browser can show it a
+    # moment before it has applied the button's new state, so wait for that (a run that
+    # failed at once would leave Start enabled, and the page text then says why).
+    try:
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('button')].some(b => "
+            "b.innerText.includes('Start training') && b.disabled)", timeout=30_000)
+    except PlaywrightError:
+        save_screenshot(page, "train_start_not_disabled")
+        raise AssertionError("Start training stayed enabled after the run started; the page "
+                             f"says:\n{page.inner_text('body')[:3000]}") from None
     assert page.get_by_role("button", name="Start training").is_disabled()
     # The run id is in the URL at once, and again after a round trip through another page
     # (Streamlit clears the query string on a page switch); the form keeps its values.
