@@ -22,6 +22,7 @@ from unet_demo.training.jobs import (
     NotOwnerError,
     QueueFullError,
     UserLimitError,
+    measured_remaining_seconds,
     owner_key,
     queue_wait_text,
 )
@@ -92,6 +93,32 @@ def test_first_in_first_out_with_positions_and_estimates(tmp_path, launcher):
     assert manager.dispatch() == [b.run_id]
     assert [(v.run_id, v.state, v.position) for v in manager.queue_view()] == [
         (b.run_id, "running", 0), (c.run_id, "queued", 1)]
+
+
+def test_a_running_run_is_estimated_by_its_own_pace_once_it_has_one(tmp_path, launcher):
+    # The preset's estimate (100 s) stands until the run's events show its pace; then the
+    # running caption, the progress line and the queue behind it all use that pace.
+    manager = JobManager(root=tmp_path, launcher=launcher)
+    a = manager.submit(spec(), owner="alice-secret", preset="classroom", estimate_s=100)
+    b = manager.submit(spec(), owner="bob-secret", preset="classroom", estimate_s=100)
+    views = {view.run_id: view for view in manager.queue_view(now=a.since)}
+    assert views[a.run_id].estimated_finish == pytest.approx(a.since + 100, abs=1)
+    run_dir = tmp_path / a.run_id
+    t0 = a.since
+    for event in (ev.Started(epochs=4, batches_per_epoch=10, time=t0),
+                  ev.EpochEnd(epoch=1, metrics={"loss": 0.9}, seconds=20.0, time=t0 + 20),
+                  ev.BatchEnd(epoch=2, batch=10, num_batches=10, loss=0.8,
+                              images_per_sec=4.0, time=t0 + 30),
+                  ev.EpochEnd(epoch=2, metrics={"loss": 0.8}, seconds=10.0, time=t0 + 30)):
+        ev.append_event(run_dir, event)
+    # 10 steps in the 20 s since the first epoch ended: 2 s a step, 20 steps to go.
+    now = t0 + 40
+    views = {view.run_id: view for view in manager.queue_view(now=now)}
+    assert views[a.run_id].estimated_finish == pytest.approx(now + 40, abs=0.01)
+    assert views[b.run_id].estimated_start == pytest.approx(now + 40, abs=0.01)
+    assert "about 40 s" in queue_wait_text(views[a.run_id], now=now)
+    ev.append_event(run_dir, ev.Stopped(epoch=2, batch=10))
+    assert measured_remaining_seconds(run_dir, now) is None  # ended: no pace to go by
 
 
 def test_each_owner_gets_one_run_unless_the_limit_is_raised(tmp_path, launcher, monkeypatch):

@@ -343,6 +343,30 @@ def queue_wait_text(view: JobView, now: float | None = None) -> str:
             f"{_duration_words(view.estimated_finish - now)}.")
 
 
+def measured_remaining_seconds(run_dir: Path, now: float | None = None) -> float | None:
+    """Seconds a training run still needs at the pace its events show; None before it has one.
+
+    The queue's estimate for a running run comes from recent runs of its preset until then;
+    afterwards this keeps the queue, the run's caption and its progress line in agreement.
+
+    Args:
+        run_dir: the run's folder (its events.jsonl).
+        now: the current time (default: now).
+
+    Example:
+        >>> measured_remaining_seconds(Path("/nonexistent")) is None
+        True
+    """
+    from unet_demo.training.live import LiveRun, remaining_seconds
+
+    live = LiveRun(run_dir.name)
+    try:
+        live.update(run_dir)
+    except (UNetDemoError, OSError):
+        return None
+    return None if live.terminal is not None else remaining_seconds(live, now)
+
+
 def _duration_words(seconds: float) -> str:
     """``95`` -> "1 min 35 s"; under 5 s -> "a few seconds"."""
     seconds = max(0.0, float(seconds))
@@ -693,7 +717,8 @@ class JobManager:
         job = rundir.read_json(path / rundir.JOB_FILE)
         started = float(info.get("started") or now)
         estimate = float(info.get("estimate_s") or job.get("estimate_s") or DEFAULT_RUN_SECONDS)
-        finish = max(now + 1.0, started + estimate)
+        remaining = measured_remaining_seconds(path, now)  # its own pace, once it has one
+        finish = max(now + 1.0, now + remaining if remaining is not None else started + estimate)
         return JobView(run_id=run_id, state="running", position=0,
                        owner=str(job.get("owner", "")), label=str(job.get("label", "")),
                        preset=str(job.get("preset", "")), dataset=str(job.get("dataset", "")),

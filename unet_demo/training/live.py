@@ -159,13 +159,65 @@ def clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def _position(live: LiveRun) -> tuple[int, int, int] | None:
+    """(epoch, step within it, steps per epoch) of the latest step; None while compiling."""
+    started, batch = live.started, live.last_batch
+    if started is None:
+        return None
+    finished_epochs = max((row["epoch"] for row in live.history), default=started.initial_epoch)
+    if not _real_rate(batch) and finished_epochs <= started.initial_epoch:
+        return None  # no step finished since the (re)start: the model is still being built
+    if batch is not None and batch.epoch > finished_epochs:
+        return batch.epoch, batch.batch, batch.num_batches
+    return finished_epochs, started.batches_per_epoch, started.batches_per_epoch
+
+
+def _steps_done(live: LiveRun, position: tuple[int, int, int]) -> int:
+    epoch, step_in_epoch, _ = position
+    return (epoch - 1) * live.started.batches_per_epoch + step_in_epoch
+
+
+def remaining_seconds(live: LiveRun, now: float | None = None) -> float | None:
+    """Seconds the run still needs at its own measured pace; None before it has a pace.
+
+    The pace is the time since the first epoch of this (re)start ended divided by the
+    optimizer steps done since then (the first epoch is left out: it includes tracing or XLA
+    compilation), so it includes validation. Before that it is the time since the start.
+
+    Args:
+        live: the run's state.
+        now: current time (seconds since the epoch); defaults to `time.time()`.
+
+    Example:
+        >>> live = LiveRun("r")
+        >>> live.apply([Started(epochs=2, batches_per_epoch=10, time=0.0),
+        ...             BatchEnd(epoch=1, batch=5, num_batches=10, loss=0.5,
+        ...                      images_per_sec=12.0, time=5.0)])
+        >>> remaining_seconds(live, now=5.0)
+        15.0
+    """
+    started = live.started
+    position = _position(live)
+    if started is None or position is None:
+        return None
+    done = _steps_done(live, position)
+    total_steps = max(1, started.epochs * started.batches_per_epoch)
+    current = time.time() if now is None else now
+    steps = done - started.initial_epoch * started.batches_per_epoch
+    elapsed = current - started.time
+    first_steps = (started.initial_epoch + 1) * started.batches_per_epoch
+    if live.first_epoch_end is not None and done > first_steps:
+        steps, elapsed = done - first_steps, current - live.first_epoch_end
+    if steps <= 0 or elapsed <= 0:
+        return None
+    return elapsed / steps * max(0, total_steps - done)
+
+
 def progress_text(live: LiveRun, now: float | None = None) -> tuple[float, str]:
     """Progress fraction and a line "Epoch e/E · batch b/B · ETA m:ss · n images/s".
 
-    The ETA divides the time since the first epoch of this (re)start ended by the optimizer
-    steps done since then (the first epoch is left out: it includes XLA compilation), so it
-    includes validation. Before that it uses the time since the start. Until the first BatchEnd
-    with a real rate it says "compiling the model…" (the model is being built and compiled).
+    The ETA is `remaining_seconds`. Until the first BatchEnd with a real rate it says
+    "compiling the model…" (the model is being built and compiled).
 
     Args:
         live: the run's state.
@@ -185,32 +237,18 @@ def progress_text(live: LiveRun, now: float | None = None) -> tuple[float, str]:
     if started is None:
         return 0.0, "Waiting for the worker to load the data and build the model..."
     total_steps = max(1, started.epochs * started.batches_per_epoch)
-    batch = live.last_batch
-    finished_epochs = max((row["epoch"] for row in live.history), default=started.initial_epoch)
-    if batch is not None and batch.epoch > finished_epochs:
-        epoch, step_in_epoch, per_epoch = batch.epoch, batch.batch, batch.num_batches
-    else:
-        epoch, step_in_epoch, per_epoch = finished_epochs, started.batches_per_epoch, \
-            started.batches_per_epoch
-    if not _real_rate(batch) and finished_epochs <= started.initial_epoch:
+    position = _position(live)
+    if position is None:
         # No step finished since the (re)start: the worker builds and XLA-compiles the model,
         # which takes seconds to a minute; "batch 12/12" would be a lie here.
         done = started.initial_epoch * started.batches_per_epoch
         return (min(1.0, done / total_steps),
                 f"Epoch {started.initial_epoch + 1}/{started.epochs} · {COMPILING}")
-    done = (epoch - 1) * started.batches_per_epoch + step_in_epoch
-    fraction = min(1.0, max(0.0, done / total_steps))
-    steps_since_start = done - started.initial_epoch * started.batches_per_epoch
-    current = time.time() if now is None else now
-    elapsed = current - started.time
-    first_steps = (started.initial_epoch + 1) * started.batches_per_epoch
-    if live.first_epoch_end is not None and done > first_steps:
-        steps_since_start = done - first_steps
-        elapsed = current - live.first_epoch_end
-    if steps_since_start > 0 and elapsed > 0:
-        eta = clock(elapsed / steps_since_start * (total_steps - done))
-    else:
-        eta = "estimating"
+    epoch, step_in_epoch, per_epoch = position
+    fraction = min(1.0, max(0.0, _steps_done(live, position) / total_steps))
+    remaining = remaining_seconds(live, now)
+    eta = clock(remaining) if remaining is not None else "estimating"
+    batch = live.last_batch
     speed = f" · {batch.images_per_sec:.1f} images/s" if batch is not None else ""
     text = (f"Epoch {max(epoch, 1)}/{started.epochs} · batch {step_in_epoch}/{per_epoch} · "
             f"ETA {eta}{speed}")
